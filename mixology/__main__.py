@@ -1,0 +1,5 @@
+import sys
+
+from mixology.cli import main
+
+sys.exit(main())

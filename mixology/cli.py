@@ -1,0 +1,162 @@
+"""``python -m mixology {verify,list,mutants}``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+PROFILES = ("ci", "dev", "thorough")
+
+
+def _setup_device(device: str | None) -> str:
+    """Pick the device; on CPU, run Triton kernels through Triton's interpreter."""
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda, but torch sees no CUDA device")
+    if device == "cpu":
+        # Must happen before triton.jit runs, i.e. before any kernel module is imported.
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+        # The interpreter runs kernels with numpy, which warns on inf - inf (expected: NaN).
+        warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                module=r"triton\.runtime\.interpreter")
+    return device
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--op", action="append", help="only this op (repeatable)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
+    p.add_argument("--profile", choices=PROFILES,
+                   help="hypothesis profile (default: $MIXOLOGY_PROFILE or dev)")
+
+
+def _table(outcomes, columns) -> str:
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for o in outcomes:
+        rows.setdefault((o.op, o.prop), {})[o.impl] = "pass" if o.ok else "FAIL"
+    w_op = max([len("op")] + [len(op) for op, _ in rows])
+    w_p = max([len("property")] + [len(p) for _, p in rows])
+    widths = [max(len(c), 4) for c in columns]
+    head = f"{'op':<{w_op}}  {'property':<{w_p}}  " + "  ".join(
+        f"{c:<{w}}" for c, w in zip(columns, widths, strict=True))
+    lines = [head, "-" * len(head)]
+    for (op, prop), cells in rows.items():
+        lines.append(f"{op:<{w_op}}  {prop:<{w_p}}  " + "  ".join(
+            f"{cells.get(c, '-'):<{w}}" for c, w in zip(columns, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def cmd_verify(args) -> int:
+    device = _setup_device(args.device)
+    from mixology import runner
+
+    candidates = {}
+    for item in args.candidate or []:
+        op, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise SystemExit(f"error: --candidate wants OP=package.module:function, got {item!r}")
+        candidates[op] = target
+
+    def progress(o):
+        if args.verbose:
+            print(f"  {o.status:4s} {o.op}/{o.prop} [{o.impl}] {o.seconds:.1f}s", file=sys.stderr)
+
+    outcomes = runner.verify(args.op, args.impl, args.property, device=device,
+                             profile=args.profile, reproduce=args.reproduce,
+                             candidates=candidates, mutants=args.mutant, on_result=progress)
+    if not outcomes:
+        print("nothing to verify: no property matched the selection on " + device)
+        return 1
+    columns = list(dict.fromkeys(o.impl for o in outcomes))
+    from spec.strategies import profile_name
+
+    print(f"mixology verify: device={device} profile={args.profile or profile_name()}\n")
+    print(_table(outcomes, columns))
+    failures = [o for o in outcomes if not o.ok]
+    for o in failures:
+        print(f"\nFAIL {o.op}/{o.prop} [{o.impl}]")
+        print(f"  error: {o.error}")
+        if o.counterexample:
+            print(f"  counterexample: {o.counterexample}")
+        if o.replay:
+            print(f"  replay: {o.replay}")
+    total = sum(o.seconds for o in outcomes)
+    print(f"\n{len(outcomes) - len(failures)} passed, {len(failures)} failed ({total:.0f}s)")
+    return 1 if failures else 0
+
+
+def cmd_list(args) -> int:
+    device = _setup_device(args.device)
+    import spec
+    from mixology import registry
+
+    for op in args.op or registry.ops():
+        o = registry.OPS[op]
+        print(f"{op} {o.signature}\n  {o.doc}")
+        available = registry.implementations(op, device)
+        print(f"  implementations (on {device}):")
+        for name, impl in o.impls.items():
+            mark = "" if name in available else "  [not available here]"
+            print(f"    {name:10s} {impl.doc}{mark}")
+        print("  properties:")
+        for p in spec.properties(op):
+            print(f"    {p.name:40s} {p.doc}")
+        print("  mutants:")
+        for m in registry.mutants(op, device):
+            print(f"    {m.name:40s} {m.doc}")
+        print()
+    return 0
+
+
+def cmd_mutants(args) -> int:
+    """Kill matrix: which properties reject which mutant; exit 1 if any mutant survives."""
+    device = _setup_device(args.device)
+    from mixology import registry, runner
+
+    survivors = []
+    for m in registry.mutants(device=device):
+        if args.op and m.op not in args.op:
+            continue
+        killed = runner.rejects(m, device=device, profile=args.profile,
+                                stop_at_first=not args.matrix)
+        print(f"{m.op:12s} {m.name:32s} {'REJECTED' if killed else 'SURVIVED'}  "
+              f"{', '.join(killed)}", flush=True)
+        if not killed:
+            survivors.append(m.name)
+    if survivors:
+        print(f"\n{len(survivors)} mutant(s) survived the spec: {', '.join(survivors)}")
+        return 1
+    print("\nevery mutant is rejected by the spec")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="mixology", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("verify", help="run the spec; print op x implementation x property")
+    _add_common(v)
+    v.add_argument("--impl", action="append", help="only this implementation (repeatable)")
+    v.add_argument("--property", action="append", help="only this property (repeatable)")
+    v.add_argument("--candidate", action="append", metavar="OP=package.module:function",
+                   help="check your own callable (same signature as OP) against the spec")
+    v.add_argument("--mutant", action="append", help="run the spec on a registered mutant")
+    v.add_argument("--reproduce", metavar="BLOB", help="replay one failing example")
+    v.add_argument("-v", "--verbose", action="store_true", help="print each result as it runs")
+    v.set_defaults(func=cmd_verify)
+
+    ls = sub.add_parser("list", help="ops, implementations, properties and mutants")
+    _add_common(ls)
+    ls.set_defaults(func=cmd_list)
+
+    mu = sub.add_parser("mutants", help="check that the spec rejects every mutant")
+    _add_common(mu)
+    mu.add_argument("--matrix", action="store_true",
+                    help="run every property on every mutant (the full kill matrix)")
+    mu.set_defaults(func=cmd_mutants)
+
+    args = parser.parse_args(argv)
+    return args.func(args)

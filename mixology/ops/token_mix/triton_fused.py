@@ -1,0 +1,154 @@
+"""The TokenMixer block ``LayerNorm(x + token_mix(x))`` as one fused Triton kernel, with backward.
+
+Forward: each program takes whole output rows, gathers the mixed row straight from x (no
+intermediate mixed tensor), adds the residual row, and normalizes in fp32 (fp64 for fp64
+inputs); it saves only the per-row mean and 1/std.
+
+Backward: z = x + mix(x), so dx = dz + unmix(dz) where dz is LayerNorm's input gradient.
+Kernel 1 recomputes z from x (cheaper than storing it), writes dz and per-program partial
+sums for dweight/dbias; the permutation kernel then forms ``dz + unmix(dz)`` in one pass.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from mixology.ops.token_mix.triton_index import (
+    acc_dtype,
+    check_runnable,
+    row_tile,
+    source_offsets,
+)
+from mixology.ops.token_mix.triton_permute import permute
+from mixology.validate import check_mixer_input
+
+
+@triton.jit
+def _fused_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr,
+                      n_rows, n_cols, T, D, HEAD_DIM, sxb, sxt, sxd, eps_ptr,
+                      ACC: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+    rows = (tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)).to(tl.int64)[:, None]
+    cols = tl.arange(0, BLOCK_D)[None, :]
+    row_ok = rows < n_rows
+    mask = row_ok & (cols < n_cols)
+    mixed = tl.load(x_ptr + source_offsets(rows, cols, T, D, HEAD_DIM, sxb, sxt, sxd, False),
+                    mask=mask, other=0.0)
+    resid = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols * sxd,
+                    mask=mask, other=0.0)
+    z = resid.to(ACC) + mixed.to(ACC)
+    mean = tl.sum(z, axis=1) / n_cols
+    zc = tl.where(mask, z - mean[:, None], 0.0)
+    var = tl.sum(zc * zc, axis=1) / n_cols
+    rstd = 1.0 / tl.sqrt(var + tl.load(eps_ptr))
+    w = tl.load(w_ptr + cols, mask=cols < n_cols, other=0.0).to(ACC)
+    b = tl.load(b_ptr + cols, mask=cols < n_cols, other=0.0).to(ACC)
+    y = zc * rstd[:, None] * w + b
+    tl.store(y_ptr + rows * D + cols, y.to(y_ptr.dtype.element_ty), mask=mask)
+    tl.store(mean_ptr + rows, mean[:, None], mask=row_ok)
+    tl.store(rstd_ptr + rows, rstd[:, None], mask=row_ok)
+
+
+@triton.jit
+def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, db_ptr,
+                      n_rows, T, D, HEAD_DIM, sxb, sxt, sxd, syb, syt, syd,
+                      ACC: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+    pid = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_D)[None, :]
+    col_ok = cols < D
+    w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(ACC)
+    dw = tl.zeros([1, BLOCK_D], dtype=ACC)
+    db = tl.zeros([1, BLOCK_D], dtype=ACC)
+    for tile in range(pid, tl.cdiv(n_rows, BLOCK_ROWS), tl.num_programs(0)):
+        rows = (tile * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)).to(tl.int64)[:, None]
+        row_ok = rows < n_rows
+        mask = row_ok & col_ok
+        mixed = tl.load(x_ptr + source_offsets(rows, cols, T, D, HEAD_DIM, sxb, sxt, sxd, False),
+                        mask=mask, other=0.0)
+        resid = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols * sxd,
+                        mask=mask, other=0.0)
+        mean = tl.load(mean_ptr + rows, mask=row_ok, other=0.0)
+        rstd = tl.load(rstd_ptr + rows, mask=row_ok, other=0.0)
+        xhat = tl.where(mask, (resid.to(ACC) + mixed.to(ACC) - mean) * rstd, 0.0)
+        dy = tl.load(dy_ptr + (rows // T) * syb + (rows % T) * syt + cols * syd,
+                     mask=mask, other=0.0).to(ACC)
+        g = dy * w
+        c1 = tl.sum(xhat * g, axis=1)[:, None] / D
+        c2 = tl.sum(g, axis=1)[:, None] / D
+        dz = (g - xhat * c1 - c2) * rstd
+        tl.store(dz_ptr + rows * D + cols, dz.to(dz_ptr.dtype.element_ty), mask=mask)
+        dw += tl.sum(dy * xhat, axis=0)[None, :]
+        db += tl.sum(dy, axis=0)[None, :]
+    tl.store(dw_ptr + pid * D + cols, dw, mask=col_ok)
+    tl.store(db_ptr + pid * D + cols, db, mask=col_ok)
+
+
+def forward_launch(x, weight, bias, eps, num_heads, *, grid, n_cols):
+    """Run the forward kernel with an explicit launch; returns (y, mean, rstd)."""
+    B, T, D = x.shape
+    stats_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    y = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
+    mean = torch.empty(B * T, dtype=stats_dtype, device=x.device)
+    rstd = torch.empty(B * T, dtype=stats_dtype, device=x.device)
+    # eps travels as a tensor: Triton would pass a Python float as float32, and float64
+    # inputs must be normalized with eps in float64.
+    eps_t = torch.full((1,), eps, dtype=stats_dtype, device=x.device)
+    block_rows, block_d = row_tile(D)
+    if grid[0] > 0:
+        _fused_fwd_kernel[grid](
+            x, weight, bias, y, mean, rstd, B * T, n_cols, T, D, D // num_heads,
+            *x.stride(), eps_t, ACC=acc_dtype(x.dtype), BLOCK_ROWS=block_rows, BLOCK_D=block_d,
+        )
+    return y, mean, rstd
+
+
+def fused_forward(x, weight, bias, eps, num_heads):
+    check_runnable(x)
+    B, T, D = x.shape
+    block_rows, _ = row_tile(D)
+    return forward_launch(x, weight, bias, eps, num_heads,
+                          grid=(triton.cdiv(B * T, block_rows),), n_cols=D)
+
+
+def fused_backward(dy, x, weight, mean, rstd, num_heads):
+    B, T, D = x.shape
+    n_rows = B * T
+    block_rows, block_d = row_tile(D)
+    n_tiles = triton.cdiv(n_rows, block_rows)
+    if x.device.type == "cuda":
+        n_programs = min(n_tiles, 4 * torch.cuda.get_device_properties(x.device).multi_processor_count)
+    else:  # the interpreter runs programs one after another; few programs, long loops
+        n_programs = min(n_tiles, 4)
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    dz = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
+    dw = torch.zeros((max(n_programs, 1), D), dtype=acc, device=x.device)
+    db = torch.zeros_like(dw)
+    if n_programs > 0:
+        _fused_bwd_kernel[(n_programs,)](
+            x, weight, dy, mean, rstd, dz, dw, db, n_rows, T, D, D // num_heads,
+            *x.stride(), *dy.stride(),
+            ACC=acc_dtype(x.dtype), BLOCK_ROWS=block_rows, BLOCK_D=block_d,
+        )
+    dx = permute(dz, num_heads, inverse=True, residual=dz)
+    return dx, dw.sum(0).to(weight.dtype), db.sum(0).to(weight.dtype)
+
+
+class _FusedTokenMixer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, num_heads):
+        y, mean, rstd = fused_forward(x, weight, bias, eps, num_heads)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        ctx.num_heads = num_heads
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, mean, rstd = ctx.saved_tensors
+        dx, dw, db = fused_backward(dy, x, weight, mean, rstd, ctx.num_heads)
+        return dx, dw, db, None, None
+
+
+def token_mixer(x, num_heads, weight, bias, eps=1e-5):
+    check_mixer_input(x, num_heads, weight, bias, eps)
+    return _FusedTokenMixer.apply(x, weight, bias, eps, num_heads)

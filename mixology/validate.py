@@ -1,0 +1,71 @@
+"""Input checks shared by every implementation.
+
+Every implementation calls these before touching the data, so bad input gets the same
+``TypeError``/``ValueError`` (naming the argument and the expected shape) from the einops
+reference, the compiled version and the Triton kernels alike, never a crash inside a kernel.
+"""
+
+from __future__ import annotations
+
+import torch
+
+FLOAT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+
+
+def check_tensor(value, name: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must have a floating dtype (float64, float32, float16, bfloat16), "
+            f"got {value.dtype}"
+        )
+    return value
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def check_mix_input(x, num_heads, name: str = "x") -> tuple[int, int, int, int]:
+    """Check ``x: (B, T, D)`` and ``num_heads`` dividing D; return ``(B, T, D, head_dim)``."""
+    check_tensor(x, name)
+    check_positive_int(num_heads, "num_heads")
+    if x.ndim != 3:
+        raise ValueError(
+            f"{name} must have shape (B, T, D) with D divisible by num_heads, "
+            f"got ndim={x.ndim} (shape {tuple(x.shape)})"
+        )
+    B, T, D = x.shape
+    if D % num_heads != 0:
+        raise ValueError(
+            f"num_heads={num_heads} must divide D, the last dim of {name} "
+            f"(shape {tuple(x.shape)}, D={D})"
+        )
+    return B, T, D, D // num_heads
+
+
+def check_layer_norm_params(x: torch.Tensor, weight, bias, eps) -> None:
+    D = x.shape[-1]
+    for name, p in (("weight", weight), ("bias", bias)):
+        check_tensor(p, name)
+        if p.shape != (D,):
+            raise ValueError(f"{name} must have shape (D,) = ({D},), got {tuple(p.shape)}")
+        if p.dtype != x.dtype:
+            raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {p.dtype}")
+        if p.device != x.device:
+            raise ValueError(f"{name} must be on x's device ({x.device}), got {p.device}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        raise TypeError(f"eps must be a float, got {type(eps).__name__}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+
+
+def check_mixer_input(x, num_heads, weight, bias, eps) -> tuple[int, int, int, int]:
+    dims = check_mix_input(x, num_heads)
+    check_layer_norm_params(x, weight, bias, eps)
+    return dims

@@ -1,0 +1,58 @@
+"""The spec: properties every implementation of an op must satisfy.
+
+A property is a plain function ``fn(impl, case)`` that raises ``AssertionError`` (or any
+exception) when ``impl``, the callable under test, violates it for one hypothesis-drawn
+``case``. Registering it is the one decorator line::
+
+    @prop("token_mix", cases=mix_cases())
+    def h1_is_identity(impl, case): ...
+
+Every registered property runs on every implementation of its op, on every mutant (which
+must fail at least one property), and on any ``--candidate`` a user points at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hypothesis.strategies import SearchStrategy
+
+
+@dataclass(frozen=True)
+class Property:
+    op: str
+    name: str
+    fn: Callable
+    cases: SearchStrategy
+    cost: int = 1  # relative cost per example: the profile's max_examples is divided by it
+    exact: bool = False  # asserts bitwise equality (data movement), not the tolerance policy
+
+    @property
+    def doc(self) -> str:
+        return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
+
+
+PROPERTIES: dict[tuple[str, str], Property] = {}
+
+
+def prop(op: str, cases: SearchStrategy, *, name: str | None = None, cost: int = 1,
+         exact: bool = False):
+    """Register ``fn(impl, case)`` as a property of ``op`` checked on cases drawn from ``cases``."""
+
+    def register(fn):
+        p = Property(op, name or fn.__name__, fn, cases, cost, exact)
+        PROPERTIES[(op, p.name)] = p
+        return fn
+
+    return register
+
+
+def properties(op: str | None = None) -> list[Property]:
+    load()
+    return [p for (o, _), p in PROPERTIES.items() if op is None or o == op]
+
+
+def load() -> None:
+    # One import per op's property module.
+    from spec import token_mix, token_mixer  # noqa: F401

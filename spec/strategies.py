@@ -1,0 +1,218 @@
+"""Shared hypothesis strategies and the ``ci`` / ``dev`` / ``thorough`` profiles.
+
+The profile is chosen by ``MIXOLOGY_PROFILE`` (default ``dev``; tox and CI use ``ci``).
+Cases are small frozen dataclasses whose ``repr`` is the whole recipe (shape, dtype, memory
+layout, seed), so a shrunk counterexample printed by hypothesis can be rebuilt by hand.
+Tensors are made from the seed with torch's generator, in float64, then cast.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+PROFILE_ENV = "MIXOLOGY_PROFILE"
+_common = dict(
+    deadline=None,  # compiling (torch.compile, Triton) makes first examples slow
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.differing_executors],
+)
+settings.register_profile("ci", max_examples=12, derandomize=True, **_common)
+settings.register_profile("dev", max_examples=40, **_common)
+settings.register_profile("thorough", max_examples=400, **_common)
+
+PROFILES = ("ci", "dev", "thorough")
+
+# Where cases build their tensors; the runner sets it from ``--device``.
+DEVICE = {"name": "cpu"}
+
+
+def set_device(name: str) -> None:
+    DEVICE["name"] = name
+
+
+def profile_name() -> str:
+    name = os.environ.get(PROFILE_ENV, "dev")
+    if name not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={name!r}; expected one of {PROFILES}")
+    return name
+
+
+def load_profile(name: str | None = None) -> settings:
+    name = name or profile_name()
+    settings.load_profile(name)
+    return settings.get_profile(name)
+
+
+FLOATS = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+LOW = (torch.float32, torch.float16, torch.bfloat16)
+LAYOUTS = ("contiguous", "transposed", "strided", "offset", "expanded")
+SPECIALS = (float("nan"), float("inf"), float("-inf"), -0.0, 0.0, 1e-40)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def make_tensor(shape, dtype, layout: str, gen: torch.Generator, device="cpu") -> torch.Tensor:
+    """A (B, T, D) tensor with the given memory layout and values ~ N(0, 1)."""
+    B, T, D = shape
+    if layout == "contiguous":
+        base = torch.randn(B, T, D, generator=gen, dtype=torch.float64)
+        return base.to(dtype).to(device)
+    if layout == "transposed":  # stride (1, B, B*T): no dim is contiguous
+        base = torch.randn(D, T, B, generator=gen, dtype=torch.float64).to(dtype).to(device)
+        return base.permute(2, 1, 0)
+    if layout == "strided":  # every other feature of a wider buffer
+        base = torch.randn(B, T, 2 * D, generator=gen, dtype=torch.float64).to(dtype).to(device)
+        return base[..., ::2]
+    if layout == "offset":  # contiguous strides, non-zero storage offset
+        base = torch.randn(B * T * D + 3, generator=gen, dtype=torch.float64).to(dtype).to(device)
+        return base[3:].view(B, T, D)
+    if layout == "expanded":  # batch stride 0: every batch element is the same memory
+        base = torch.randn(1, T, D, generator=gen, dtype=torch.float64).to(dtype).to(device)
+        return base.expand(B, T, D)
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+@dataclass(frozen=True)
+class MixCase:
+    """One drawn input: ``x = case.x()`` of shape (B, T, D) and ``case.num_heads``."""
+
+    B: int
+    T: int
+    D: int
+    num_heads: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    specials: tuple[tuple[int, float], ...] = ()  # (flat index, value) written into x
+
+    @property
+    def device(self) -> str:
+        return DEVICE["name"]
+
+    @property
+    def head_dim(self) -> int:
+        return self.D // self.num_heads
+
+    def gen(self, salt: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1000003 + salt)
+
+    def x(self) -> torch.Tensor:
+        x = make_tensor((self.B, self.T, self.D), self.dtype, self.layout, self.gen(), self.device)
+        if self.specials and x.numel():
+            x = x.clone()  # specials are written per element, so materialize expanded layouts
+            flat = x.view(-1) if x.is_contiguous() else None
+            for index, value in self.specials:
+                i = index % x.numel()
+                if flat is not None:
+                    flat[i] = value
+                else:
+                    x[i // (self.T * self.D), (i // self.D) % self.T, i % self.D] = value
+        return x
+
+    def like(self, salt: int) -> torch.Tensor:
+        """Another contiguous tensor of x's shape and dtype (an upstream gradient, a 2nd input)."""
+        return make_tensor((self.B, self.T, self.D), self.dtype, "contiguous", self.gen(salt),
+                           self.device)
+
+    def params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """LayerNorm weight and bias of shape (D,): random, so a swapped or missing one shows."""
+        g = self.gen(7)
+        w = (1 + 0.5 * torch.randn(self.D, generator=g, dtype=torch.float64)).to(self.dtype)
+        b = (0.5 * torch.randn(self.D, generator=g, dtype=torch.float64)).to(self.dtype)
+        return w.to(self.device), b.to(self.device)
+
+    def __repr__(self) -> str:
+        s = (f"MixCase(B={self.B}, T={self.T}, D={self.D}, num_heads={self.num_heads}, "
+             f"dtype=torch.{_dtype_name(self.dtype)}, layout={self.layout!r}, seed={self.seed}")
+        if self.specials:
+            s += f", specials={self.specials!r}"
+        return s + ")"
+
+
+@st.composite
+def mix_cases(draw, *, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=3, min_T=1, max_T=10,
+              max_H=6, max_head_dim=6, heads_equal_tokens=False, num_heads=None,
+              specials=False):
+    """Shapes (B, T, D = H * d), dtypes, memory layouts and, optionally, NaN/Inf/-0.0/subnormals."""
+    if heads_equal_tokens:
+        T = H = draw(st.integers(max(min_T, 1), max_T))
+    else:
+        T = draw(st.integers(min_T, max_T))
+        H = num_heads if num_heads is not None else draw(st.integers(1, max_H))
+    d = draw(st.integers(1, max_head_dim))
+    B = draw(st.integers(min_B, max_B))
+    sp = ()
+    if specials:
+        sp = tuple(draw(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(SPECIALS)),
+                                 min_size=1, max_size=4)))
+    return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(st.sampled_from(dtypes)),
+                   layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
+                   specials=sp)
+
+
+def edge_cases(**kw):
+    """B == 0 or T == 1 (and both)."""
+    return st.one_of(mix_cases(min_B=0, max_B=0, **kw), mix_cases(min_T=1, max_T=1, **kw))
+
+
+def gradcheck_cases(**kw):
+    kw.setdefault("max_T", 5)
+    kw.setdefault("max_H", 3)
+    kw.setdefault("max_head_dim", 3)
+    # gradcheck perturbs elements one by one, so it refuses overlapping (expanded) inputs
+    layouts = tuple(lay for lay in LAYOUTS if lay != "expanded")
+    return mix_cases(dtypes=(torch.float64,), layouts=layouts, min_B=1, max_B=2, **kw)
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """A call that must raise ``error`` naming ``names``; ``build()`` returns positional args."""
+
+    what: str
+    args: tuple
+    error: type
+    names: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return f"BadInput({self.what!r})"
+
+
+def bad_mix_inputs(arg_name: str = "x"):
+    """Calls of ``fn(x, num_heads)`` that must raise TypeError/ValueError."""
+    f32 = torch.randn(2, 3, 8)
+    cases = [
+        BadInput("x has ndim 2", (torch.randn(3, 8), 2), ValueError, (arg_name, "(B, T, D)")),
+        BadInput("x has ndim 4", (torch.randn(2, 3, 8, 1), 2), ValueError, (arg_name, "(B, T, D)")),
+        BadInput("D % num_heads != 0", (f32, 3), ValueError, ("num_heads", "D")),
+        BadInput("num_heads == 0", (f32, 0), ValueError, ("num_heads",)),
+        BadInput("num_heads is a float", (f32, 2.0), TypeError, ("num_heads",)),
+        BadInput("num_heads is a bool", (f32, True), TypeError, ("num_heads",)),
+        BadInput("x is int64", (torch.arange(48).view(2, 3, 8), 2), TypeError, (arg_name,)),
+        BadInput("x is int32", (torch.zeros(2, 3, 8, dtype=torch.int32), 4), TypeError, (arg_name,)),
+        BadInput("x is bool", (torch.zeros(2, 3, 8, dtype=torch.bool), 4), TypeError, (arg_name,)),
+        BadInput("x is a list", ([[[1.0, 2.0]]], 1), TypeError, (arg_name,)),
+    ]
+    return st.sampled_from(cases)
+
+
+def bad_mixer_inputs():
+    """Calls of ``fn(x, num_heads, weight, bias, eps)`` that must raise TypeError/ValueError."""
+    x, w, b = torch.randn(2, 3, 8), torch.ones(8), torch.zeros(8)
+    cases = [BadInput(c.what, (*c.args, w, b, 1e-5), c.error, c.names)
+             for c in bad_mix_inputs().elements if "list" not in c.what and "ndim 2" not in c.what]
+    cases += [
+        BadInput("weight has shape (D+1,)", (x, 2, torch.ones(9), b, 1e-5), ValueError, ("weight",)),
+        BadInput("bias has shape (1, D)", (x, 2, w, torch.zeros(1, 8), 1e-5), ValueError, ("bias",)),
+        BadInput("weight is float64", (x, 2, w.double(), b, 1e-5), TypeError, ("weight",)),
+        BadInput("eps == 0", (x, 2, w, b, 0.0), ValueError, ("eps",)),
+        BadInput("eps is a tensor", (x, 2, w, b, torch.tensor(1e-5)), TypeError, ("eps",)),
+    ]
+    return st.sampled_from(cases)

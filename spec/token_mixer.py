@@ -1,0 +1,124 @@
+"""Properties of the TokenMixer block ``LayerNorm(x + token_mix(x))`` (op ``token_mixer``).
+
+``impl(x, num_heads, weight, bias, eps)`` is the callable under test. Numerical comparisons
+follow the tolerance policy of :mod:`mixology.tolerance`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mixology.module import TokenMixer
+from mixology.ops.token_mix import reference as ref
+from mixology.tolerance import assert_close, float64_ref_err
+from spec import prop
+from spec.helpers import expect_rejected, leaf
+from spec.strategies import bad_mixer_inputs, edge_cases, gradcheck_cases, mix_cases
+
+OP = "token_mixer"
+EPS = 1e-5
+
+
+def _run(fn, case, x, w, b, g):
+    """Forward and backward of fn on fresh leaves; returns (y, dx, dw, db)."""
+    x, w, b = leaf(x), leaf(w), leaf(b)
+    y = fn(x, case.num_heads, w, b, EPS)
+    y.backward(g.to(y.dtype))
+    return y.detach(), x.grad, w.grad, b.grad
+
+
+def compare_with_reference(impl, case, *, grads: bool):
+    x = case.x()
+    w, b = case.params()
+    g = case.like(3).to(torch.float64)
+    names = ("y", "dx", "dweight", "dbias") if grads else ("y",)  # zip drops unused grads
+    got = _run(impl, case, x, w, b, g)
+    low = _run(ref.token_mixer, case, x, w, b, g)
+    f64 = _run(ref.token_mixer, case, x.double(), w.double(), b.double(), g)
+    ref_err_f64 = None
+    if case.dtype == torch.float64:  # no float64 error to measure: estimate it from float32
+        f32 = _run(ref.token_mixer, case, x.float(), w.float(), b.float(), g)
+        ref_err_f64 = {n: float64_ref_err(a, t) for n, a, t in zip(names, f32, f64, strict=False)}
+    for n, t in zip(names, got, strict=False):
+        assert t is not None, f"{n} is None: no gradient reached it"
+    assert_close({n: (a, r, t) for n, a, r, t in zip(names, got, low, f64, strict=False)}, case.dtype,
+                 ref_err_f64)
+
+
+@prop(OP, mix_cases())
+def mixer_shape_dtype_device(impl, case):
+    """Output has x's shape, dtype and device."""
+    x = case.x()
+    w, b = case.params()
+    y = impl(x, case.num_heads, w, b, EPS)
+    assert (y.shape, y.dtype, y.device) == (x.shape, x.dtype, x.device), (
+        f"got {tuple(y.shape)} {y.dtype} {y.device}, expected {tuple(x.shape)} {x.dtype} {x.device}")
+
+
+@prop(OP, mix_cases())
+def mixer_forward_matches_reference(impl, case):
+    """Forward within the tolerance policy of the float64 reference (all dtypes and layouts)."""
+    compare_with_reference(impl, case, grads=False)
+
+
+@prop(OP, mix_cases(), cost=2)
+def mixer_gradients_match_reference(impl, case):
+    """Gradients of x, LayerNorm weight and bias within the tolerance policy."""
+    compare_with_reference(impl, case, grads=True)
+
+
+@prop(OP, mix_cases(specials=True, dtypes=(torch.float32, torch.float64)))
+def mixer_nonfinite_rows(impl, case):
+    """A NaN/Inf reaches exactly the rows whose x + mix(x) contains it (row-wise LayerNorm)."""
+    x = case.x()
+    w, b = case.params()
+    y = impl(x, case.num_heads, w, b, EPS)
+    bad_rows = ~torch.isfinite(x + ref.token_mix(x, case.num_heads)).all(dim=-1)
+    got_rows = ~torch.isfinite(y).all(dim=-1)
+    assert torch.equal(got_rows.cpu(), bad_rows.cpu()), (
+        f"non-finite output rows {got_rows.nonzero().tolist()}, "
+        f"expected {bad_rows.nonzero().tolist()}")
+
+
+@prop(OP, gradcheck_cases(), cost=4)
+def mixer_gradcheck_float64(impl, case):
+    """torch.autograd.gradcheck in float64 over x, weight and bias."""
+    x = leaf(case.x())
+    w, b = (leaf(p) for p in case.params())
+    torch.autograd.gradcheck(lambda x_, w_, b_: impl(x_, case.num_heads, w_, b_, EPS),
+                             (x, w, b), raise_exception=True)
+
+
+@prop(OP, edge_cases())
+def mixer_edge_shapes(impl, case):
+    """B == 0 and T == 1 work, forward and backward, within the tolerance policy."""
+    compare_with_reference(impl, case, grads=True)
+
+
+@prop(OP, bad_mixer_inputs())
+def mixer_bad_input_raises(impl, case):
+    """Bad x, num_heads, weight, bias or eps: ValueError/TypeError naming the argument."""
+    expect_rejected(impl, case, ref.token_mixer)
+
+
+@prop(OP, mix_cases(min_B=1, dtypes=(torch.float32,)))
+def module_checks_tokens_and_hidden_dim(impl, case):
+    """TokenMixer(num_tokens, hidden_dim, num_heads, impl=...) runs impl with its parameters
+    and rejects x whose T or D differ from num_tokens/hidden_dim with a ValueError."""
+    m = TokenMixer(case.T, case.D, case.num_heads, impl=impl, device=case.device)
+    x = case.x()
+    with torch.no_grad():
+        m.weight.copy_(case.params()[0])
+        m.bias.copy_(case.params()[1])
+    w, b = m.weight.detach(), m.bias.detach()
+    expected = ref.token_mixer(x, case.num_heads, w, b, m.eps)
+    ref64 = ref.token_mixer(x.double(), case.num_heads, w.double(), b.double(), m.eps)
+    assert_close({"y": (m(x), expected, ref64)}, case.dtype)
+    for shape in ((case.B, case.T + 1, case.D), (case.B, case.T, case.D + case.num_heads)):
+        try:
+            m(torch.zeros(shape, dtype=case.dtype, device=case.device))
+        except ValueError as e:
+            assert "num_tokens" in str(e) and "hidden_dim" in str(e), f"unclear error: {e}"
+        else:
+            raise AssertionError(f"TokenMixer(num_tokens={case.T}, hidden_dim={case.D}) "
+                                 f"accepted x of shape {shape}")
