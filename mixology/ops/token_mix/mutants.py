@@ -129,7 +129,7 @@ def triton_grid_floor(x, num_heads):
     grid = ((B * T) // block_rows, 1)
     if grid[0]:
         _permute_kernel[grid](x, x, out, B * T, T, D, d, *x.stride(), *x.stride(),
-                              INVERSE=False, ADD_RESIDUAL=False, ACC=acc_dtype(x.dtype),
+                              INVERSE=False, ADD_RESIDUAL=False, ACC=acc_dtype(x.dtype), EMULATE_RNE=False,
                               BLOCK_ROWS=block_rows, BLOCK_D=block_d)
     return out
 
@@ -150,6 +150,37 @@ def unmix_forgets_head_split(y, num_heads):
     return rearrange(y.reshape(B, T * D), "b (t h d) -> b t (h d)", h=num_heads, t=T)
 
 
+class _UnmixBackwardIsUnmix(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, num_heads):
+        ctx.num_heads = num_heads
+        return ref.token_unmix(y, num_heads)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ref.token_unmix(grad, ctx.num_heads), None
+
+
+@mutant(UNMIX)
+def unmix_backward_applies_unmix(y, num_heads):
+    """A custom backward that applies unmix again instead of mix."""
+    check_mix_input(y, num_heads, name="y")
+    return _UnmixBackwardIsUnmix.apply(y, num_heads)
+
+
+@mutant(UNMIX)
+def unmix_squeezes_singletons(y, num_heads):
+    """Calls .squeeze() on the result: wrong shape when T == 1 or B == 1."""
+    return ref.token_unmix(y, num_heads).squeeze()
+
+
+@mutant(UNMIX)
+def unmix_no_input_checks(y, num_heads):
+    """Skips validation: integer tensors pass, bad shapes fail deep inside einops."""
+    B, T, D = y.shape
+    return rearrange(y.reshape(B, -1), "b (h t d) -> b t (h d)", h=num_heads, t=T)
+
+
 # --- token_mixer -------------------------------------------------------------------------
 
 @mutant(MIXER)
@@ -164,6 +195,21 @@ def missing_residual(x, num_heads, weight, bias, eps=1e-5):
     """LayerNorm(token_mix(x)): the residual connection is dropped."""
     check_mixer_input(x, num_heads, weight, bias, eps)
     return F.layer_norm(ref.token_mix(x, num_heads), (x.shape[-1],), weight, bias, eps)
+
+
+@mutant(MIXER)
+def returns_float32(x, num_heads, weight, bias, eps=1e-5):
+    """Normalizes in float32 and forgets to cast back: fp16/bf16 inputs get a float32 output."""
+    check_mixer_input(x, num_heads, weight, bias, eps)
+    z = (x + ref.token_mix(x, num_heads)).float()
+    return F.layer_norm(z, (x.shape[-1],), weight.float(), bias.float(), eps)
+
+
+@mutant(MIXER)
+def unchecked_layer_norm_params(x, num_heads, weight, bias, eps=1e-5):
+    """Checks x but not weight/bias/eps: bad parameters crash inside F.layer_norm."""
+    check_mix_input(x, num_heads)
+    return F.layer_norm(x + ref.token_mix(x, num_heads), (x.shape[-1],), weight, bias, eps)
 
 
 def _layer_norm(z, weight, bias, eps, *, unbiased=False, eps_outside=False):

@@ -17,7 +17,9 @@ import triton.language as tl
 
 from mixology.ops.token_mix.triton_index import (
     acc_dtype,
+    cast_out,
     check_runnable,
+    emulate_bf16_rne,
     row_tile,
     source_offsets,
 )
@@ -28,7 +30,7 @@ from mixology.validate import check_mixer_input
 @triton.jit
 def _fused_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr,
                       n_rows, n_cols, T, D, HEAD_DIM, sxb, sxt, sxd, eps_ptr,
-                      ACC: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+                      ACC: tl.constexpr, EMULATE_RNE: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
     rows = (tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)).to(tl.int64)[:, None]
     cols = tl.arange(0, BLOCK_D)[None, :]
     row_ok = rows < n_rows
@@ -45,7 +47,7 @@ def _fused_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr,
     w = tl.load(w_ptr + cols, mask=cols < n_cols, other=0.0).to(ACC)
     b = tl.load(b_ptr + cols, mask=cols < n_cols, other=0.0).to(ACC)
     y = zc * rstd[:, None] * w + b
-    tl.store(y_ptr + rows * D + cols, y.to(y_ptr.dtype.element_ty), mask=mask)
+    tl.store(y_ptr + rows * D + cols, cast_out(y, y_ptr.dtype.element_ty, EMULATE_RNE), mask=mask)
     tl.store(mean_ptr + rows, mean[:, None], mask=row_ok)
     tl.store(rstd_ptr + rows, rstd[:, None], mask=row_ok)
 
@@ -53,7 +55,7 @@ def _fused_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr,
 @triton.jit
 def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, db_ptr,
                       n_rows, T, D, HEAD_DIM, sxb, sxt, sxd, syb, syt, syd,
-                      ACC: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+                      ACC: tl.constexpr, EMULATE_RNE: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_D)[None, :]
     col_ok = cols < D
@@ -77,7 +79,8 @@ def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, 
         c1 = tl.sum(xhat * g, axis=1)[:, None] / D
         c2 = tl.sum(g, axis=1)[:, None] / D
         dz = (g - xhat * c1 - c2) * rstd
-        tl.store(dz_ptr + rows * D + cols, dz.to(dz_ptr.dtype.element_ty), mask=mask)
+        tl.store(dz_ptr + rows * D + cols, cast_out(dz, dz_ptr.dtype.element_ty, EMULATE_RNE),
+                 mask=mask)
         dw += tl.sum(dy * xhat, axis=0)[None, :]
         db += tl.sum(dy, axis=0)[None, :]
     tl.store(dw_ptr + pid * D + cols, dw, mask=col_ok)
@@ -98,7 +101,8 @@ def forward_launch(x, weight, bias, eps, num_heads, *, grid, n_cols):
     if grid[0] > 0:
         _fused_fwd_kernel[grid](
             x, weight, bias, y, mean, rstd, B * T, n_cols, T, D, D // num_heads,
-            *x.stride(), eps_t, ACC=acc_dtype(x.dtype), BLOCK_ROWS=block_rows, BLOCK_D=block_d,
+            *x.stride(), eps_t, ACC=acc_dtype(x.dtype), EMULATE_RNE=emulate_bf16_rne(x.dtype),
+            BLOCK_ROWS=block_rows, BLOCK_D=block_d,
         )
     return y, mean, rstd
 
@@ -128,7 +132,8 @@ def fused_backward(dy, x, weight, mean, rstd, num_heads):
         _fused_bwd_kernel[(n_programs,)](
             x, weight, dy, mean, rstd, dz, dw, db, n_rows, T, D, D // num_heads,
             *x.stride(), *dy.stride(),
-            ACC=acc_dtype(x.dtype), BLOCK_ROWS=block_rows, BLOCK_D=block_d,
+            ACC=acc_dtype(x.dtype), EMULATE_RNE=emulate_bf16_rne(x.dtype),
+            BLOCK_ROWS=block_rows, BLOCK_D=block_d,
         )
     dx = permute(dz, num_heads, inverse=True, residual=dz)
     return dx, dw.sum(0).to(weight.dtype), db.sum(0).to(weight.dtype)

@@ -62,3 +62,25 @@ def row_tile(D: int, elements: int = 4096) -> tuple[int, int]:
 def acc_dtype(dtype: torch.dtype):
     """Accumulate in float32, or float64 for float64 inputs."""
     return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+@triton.jit
+def cast_out(y, dtype: tl.constexpr, EMULATE_BF16_RNE: tl.constexpr):
+    """Cast ``y`` to the output dtype, rounding to nearest even.
+
+    Triton's interpreter (3.x) truncates float32 -> bfloat16 casts (round toward zero) and
+    ignores ``fp_downcast_rounding``, while CUDA rounds to nearest even. Under the interpreter
+    the rounding is done here in integer arithmetic, so CPU results match the GPU bit for bit.
+    """
+    if EMULATE_BF16_RNE:
+        u = y.to(tl.float32).to(tl.uint32, bitcast=True)
+        rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+        quiet_nan = (u >> 16) | 0x40
+        bits16 = tl.where(y != y, quiet_nan, rounded).to(tl.uint16)
+        return bits16.to(tl.bfloat16, bitcast=True)
+    else:
+        return y.to(dtype)
+
+
+def emulate_bf16_rne(dtype: torch.dtype) -> bool:
+    return dtype == torch.bfloat16 and os.environ.get("TRITON_INTERPRET") == "1"

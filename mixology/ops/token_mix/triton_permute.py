@@ -10,7 +10,13 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.ops.token_mix.triton_index import acc_dtype, check_runnable, source_offsets
+from mixology.ops.token_mix.triton_index import (
+    acc_dtype,
+    cast_out,
+    check_runnable,
+    emulate_bf16_rne,
+    source_offsets,
+)
 from mixology.validate import check_mix_input
 
 
@@ -18,6 +24,7 @@ from mixology.validate import check_mix_input
 def _permute_kernel(x_ptr, res_ptr, out_ptr, n_rows, T, D, HEAD_DIM,
                     sxb, sxt, sxd, srb, srt, srd,
                     INVERSE: tl.constexpr, ADD_RESIDUAL: tl.constexpr, ACC: tl.constexpr,
+                    EMULATE_RNE: tl.constexpr,
                     BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
     rows = (tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)).to(tl.int64)[:, None]
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]
@@ -26,7 +33,7 @@ def _permute_kernel(x_ptr, res_ptr, out_ptr, n_rows, T, D, HEAD_DIM,
     v = tl.load(x_ptr + src, mask=mask)
     if ADD_RESIDUAL:
         r = tl.load(res_ptr + (rows // T) * srb + (rows % T) * srt + cols * srd, mask=mask)
-        v = (v.to(ACC) + r.to(ACC)).to(out_ptr.dtype.element_ty)
+        v = cast_out(v.to(ACC) + r.to(ACC), out_ptr.dtype.element_ty, EMULATE_RNE)
     tl.store(out_ptr + rows * D + cols, v, mask=mask)
 
 
@@ -46,6 +53,7 @@ def permute(x: torch.Tensor, num_heads: int, *, inverse: bool,
     _permute_kernel[grid](
         x, res, out, n_rows, T, D, D // num_heads, *x.stride(), *res.stride(),
         INVERSE=inverse, ADD_RESIDUAL=residual is not None, ACC=acc_dtype(x.dtype),
+        EMULATE_RNE=emulate_bf16_rne(x.dtype),
         BLOCK_ROWS=block_rows, BLOCK_D=block_d,
     )
     return out

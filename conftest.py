@@ -1,0 +1,30 @@
+"""Test session set-up shared by tests/ and perf/.
+
+- ``MIXOLOGY_DEVICE`` (cpu | cuda; default: cuda if available) picks the device under test.
+- On CPU, Triton kernels run through Triton's interpreter: ``TRITON_INTERPRET=1`` must be set
+  before triton is imported, so it is set here, first.
+- ``MIXOLOGY_PROFILE`` (ci | dev | thorough) picks the hypothesis profile (default dev).
+"""
+
+import os
+import warnings
+
+import torch
+
+DEVICE = os.environ.get("MIXOLOGY_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+os.environ["MIXOLOGY_DEVICE"] = DEVICE
+if DEVICE == "cpu":
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+    warnings.filterwarnings("ignore", category=RuntimeWarning,
+                            module=r"triton\.runtime\.interpreter")
+
+from spec.strategies import load_profile  # noqa: E402
+
+load_profile()
+
+
+def pytest_report_header(config):
+    from spec.strategies import profile_name
+
+    return (f"mixology: device={DEVICE} profile={profile_name()} "
+            f"TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET', '0')}")

@@ -1,0 +1,70 @@
+"""``python -m mixology``: exit codes, the table, counterexamples, replay, candidates."""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def mixology(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-m", "mixology", *args], capture_output=True,
+                       text=True, cwd=ROOT, env=env, timeout=600)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_list_shows_ops_implementations_properties_and_mutants():
+    code, out = mixology("list", "--device", "cpu")
+    assert code == 0, out
+    for word in ("token_mix", "token_unmix", "token_mixer", "reference", "compiled",
+                 "matches_reference_bitwise", "permute_back"):
+        assert word in out
+
+
+def test_verify_prints_the_table_and_exits_0():
+    code, out = mixology("verify", "--device", "cpu", "--op", "token_mix", "--impl", "reference",
+                         "--profile", "ci")
+    assert code == 0, out
+    assert re.search(r"token_mix\s+linearity\s+pass", out), out
+    assert "0 failed" in out
+
+
+def test_failure_prints_counterexample_and_a_replay_that_reproduces_it():
+    code, out = mixology("verify", "--device", "cpu", "--mutant", "interleaved_heads",
+                         "--property", "matches_reference_bitwise", "--profile", "ci")
+    assert code == 1, out
+    assert "FAIL token_mix/matches_reference_bitwise" in out
+    assert "counterexample: case=MixCase(" in out
+    replay = re.search(r"replay: (python -m mixology .*)", out).group(1)
+    code2, out2 = mixology(*shlex.split(replay)[3:])
+    assert code2 == 1 and "FAIL token_mix/matches_reference_bitwise" in out2, out2
+
+
+def test_candidate_good_passes_and_bad_fails():
+    code, out = mixology("verify", "--device", "cpu", "--profile", "ci",
+                         "--candidate", "token_mix=tests.candidates:good_token_mix")
+    assert code == 0, out
+    code, out = mixology("verify", "--device", "cpu", "--profile", "ci",
+                         "--candidate", "token_mix=tests.candidates:bad_token_mix")
+    assert code == 1, out
+    assert "full_mixing_when_heads_equal_tokens" in out and "--candidate" in out
+
+
+def test_candidate_block():
+    code, out = mixology("verify", "--device", "cpu", "--profile", "ci",
+                         "--candidate", "token_mixer=tests.candidates:good_token_mixer")
+    assert code == 0, out
+
+
+def test_bad_arguments_exit_nonzero():
+    code, out = mixology("verify", "--candidate", "token_mix")
+    assert code != 0 and "OP=package.module:function" in out
+
+
+def test_mutants_command_rejects_all():
+    code, out = mixology("mutants", "--device", "cpu", "--profile", "ci", "--op", "token_unmix")
+    assert code == 0, out
+    assert "SURVIVED" not in out and "unmix_is_mix" in out

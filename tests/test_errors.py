@@ -1,0 +1,31 @@
+"""Bad input gets the *same* error, word for word, from every implementation."""
+
+import os
+
+import pytest
+
+from mixology import registry
+from spec.strategies import bad_mix_inputs, bad_mixer_inputs
+
+DEVICE = os.environ["MIXOLOGY_DEVICE"]
+CASES = [("token_mix", c) for c in bad_mix_inputs("x").elements]
+CASES += [("token_unmix", c) for c in bad_mix_inputs("y").elements]
+CASES += [("token_mixer", c) for c in bad_mixer_inputs().elements]
+
+
+def _error(fn, args):
+    try:
+        fn(*args)
+    except Exception as e:
+        return type(e), str(e)
+    return None, "accepted"
+
+
+@pytest.mark.parametrize(("op", "bad"), CASES, ids=[f"{op}-{c.what}" for op, c in CASES])
+def test_identical_errors(op, bad):
+    errors = {impl: _error(registry.get(op, impl).fn, bad.args)
+              for impl in registry.implementations(op, DEVICE)}
+    assert len(set(errors.values())) == 1, errors
+    kind, message = errors["reference"]
+    assert kind is bad.error, message
+    assert all(name in message for name in bad.names), message

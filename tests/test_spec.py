@@ -1,0 +1,34 @@
+"""Every property of the spec on every implementation available on the device under test."""
+
+import os
+
+import pytest
+
+import spec
+from mixology import registry, runner
+
+DEVICE = os.environ["MIXOLOGY_DEVICE"]
+CASES = [(p, impl) for op in registry.ops() for p in spec.properties(op)
+         for impl in registry.implementations(op, DEVICE)]
+
+
+@pytest.mark.parametrize(("prop", "impl"), CASES,
+                         ids=[f"{p.op}-{p.name}-{impl}" for p, impl in CASES])
+def test_property(prop, impl):
+    out = runner.check(prop, registry.get(prop.op, impl).fn, impl, device=DEVICE)
+    assert out.ok, (f"{out.error}\ncounterexample: {out.counterexample}\n"
+                    f"replay: {out.replay}")
+
+
+def test_every_op_has_its_implementations_here():
+    expected = {"reference", "compiled"} | ({"triton"} if _triton_runs() else set())
+    for op in registry.ops():
+        assert set(registry.implementations(op, DEVICE)) == expected, op
+
+
+def _triton_runs():
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        return False
+    return DEVICE == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"

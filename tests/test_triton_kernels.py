@@ -1,0 +1,111 @@
+"""Each Triton kernel against the reference at shapes the spec's small hypothesis cases miss:
+D over one column tile (1024), non-power-of-two D, many row tiles per backward program."""
+
+import os
+
+import pytest
+import torch
+
+from mixology.ops.token_mix import reference as ref
+from mixology.tolerance import assert_close
+from spec.helpers import assert_bitwise_equal, leaf
+
+DEVICE = os.environ["MIXOLOGY_DEVICE"]
+pytestmark = pytest.mark.skipif(
+    DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1",
+    reason="Triton needs CUDA or TRITON_INTERPRET=1")
+
+triton = pytest.importorskip("triton")
+tl = triton.language
+from mixology.ops.token_mix.triton_index import cast_out  # noqa: E402
+
+
+@triton.jit
+def _cast_kernel(x_ptr, y_ptr, n, EMULATE: tl.constexpr, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    m = offs < n
+    tl.store(y_ptr + offs, cast_out(tl.load(x_ptr + offs, mask=m), tl.bfloat16, EMULATE), mask=m)
+
+
+SHAPES = [(2, 3, 1536, 3), (3, 16, 768, 16), (1, 37, 96, 4), (5, 7, 10, 5)]
+
+
+@pytest.mark.parametrize(("B", "T", "D", "H"), SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_permute_kernel_mix_and_unmix(B, T, D, H, dtype):
+    from mixology.ops.token_mix.triton_permute import permute
+
+    x = torch.randn(B, T, D, dtype=dtype, device=DEVICE)
+    assert_bitwise_equal(permute(x, H, inverse=False), ref.token_mix(x, H), "mix")
+    assert_bitwise_equal(permute(x, H, inverse=True), ref.token_unmix(x, H), "unmix")
+    r = torch.randn_like(x)
+    want = (ref.token_unmix(x, H).float() + r.float()).to(dtype)
+    assert_bitwise_equal(permute(x, H, inverse=True, residual=r), want, "unmix + residual")
+
+
+@pytest.mark.parametrize(("B", "T", "D", "H"), SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_kernel_forward_and_backward(B, T, D, H, dtype):
+    from mixology.ops.token_mix.triton_fused import token_mixer
+
+    g = torch.Generator().manual_seed(B * T * D)
+    x = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
+    w = (1 + torch.randn(D, generator=g, dtype=torch.float64)).to(dtype).to(DEVICE)
+    b = torch.randn(D, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
+    dy = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(DEVICE)
+
+    def run(fn, *args):
+        leaves = [leaf(a) for a in args]
+        y = fn(leaves[0], H, leaves[1], leaves[2], 1e-5)
+        y.backward(dy.to(y.dtype))
+        return [y.detach()] + [t.grad for t in leaves]
+
+    got = run(token_mixer, x, w, b)
+    low = run(ref.token_mixer, x, w, b)
+    f64 = run(ref.token_mixer, x.double(), w.double(), b.double())
+    names = ("y", "dx", "dweight", "dbias")
+    assert_close({n: t for n, t in zip(names, zip(got, low, f64, strict=True), strict=True)},
+                 dtype)
+
+
+def test_backward_programs_loop_over_many_tiles():
+    """More row tiles than backward programs: the persistent loop and partial dw/db sums."""
+    from mixology.ops.token_mix import triton_fused
+    from mixology.ops.token_mix.triton_index import row_tile
+
+    B, T, D, H = 4, 50, 64, 2
+    assert B * T / row_tile(D)[0] > 4  # > the programs used on CPU
+    x = leaf(torch.randn(B, T, D, dtype=torch.float64, device=DEVICE))
+    w = leaf(torch.rand(D, dtype=torch.float64, device=DEVICE) + 0.5)
+    b = leaf(torch.randn(D, dtype=torch.float64, device=DEVICE))
+    triton_fused.token_mixer(x, H, w, b).sum().backward()
+    grads = [t.grad.clone() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    ref.token_mixer(x, H, w, b).sum().backward()
+    for got, t in zip(grads, (x, w, b), strict=True):
+        torch.testing.assert_close(got, t.grad, rtol=0, atol=1e-12)
+
+
+def test_cpu_without_interpreter_is_a_clear_error(monkeypatch):
+    from mixology.ops.token_mix.triton_index import check_runnable
+
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        check_runnable(torch.zeros(1, 1, 1))
+
+
+def test_bf16_output_rounding_is_round_to_nearest_even():
+    """cast_out matches torch's float32 -> bfloat16 (RNE) bit for bit, NaN/Inf/ties included."""
+    from mixology.ops.token_mix.triton_index import emulate_bf16_rne
+
+    ties = torch.tensor([1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 2**-8 * 3], dtype=torch.float32)
+    x = torch.cat([torch.randn(4000) * 100, ties,
+                   torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 3.4e38])])
+    x = x.to(DEVICE)
+    y = torch.empty_like(x, dtype=torch.bfloat16)
+    _cast_kernel[(1,)](x, y, x.numel(), EMULATE=emulate_bf16_rne(torch.bfloat16), BLOCK=4096 * 2)
+    want = x.to(torch.bfloat16)
+    nan = torch.isnan(want)
+    assert torch.equal(torch.isnan(y), nan)
+    assert_bitwise_equal(y[~nan], want[~nan], "bf16 rounding")
