@@ -30,7 +30,8 @@ from mixology.validate import check_mixer_input
 @triton.jit
 def _fused_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr,
                       n_rows, n_cols, T, D, HEAD_DIM, sxb, sxt, sxd, eps_ptr,
-                      ACC: tl.constexpr, EMULATE_RNE: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+                      ACC: tl.constexpr, EMULATE_RNE: tl.constexpr,
+                      BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
     rows = (tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)).to(tl.int64)[:, None]
     cols = tl.arange(0, BLOCK_D)[None, :]
     row_ok = rows < n_rows
@@ -55,7 +56,8 @@ def _fused_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr,
 @triton.jit
 def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, db_ptr,
                       n_rows, T, D, HEAD_DIM, sxb, sxt, sxd, syb, syt, syd,
-                      ACC: tl.constexpr, EMULATE_RNE: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+                      ACC: tl.constexpr, EMULATE_RNE: tl.constexpr,
+                      BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_D)[None, :]
     col_ok = cols < D
