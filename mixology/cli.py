@@ -117,20 +117,41 @@ def cmd_mutants(args) -> int:
     from mixology import registry, runner
 
     survivors = []
+    matrix: dict[tuple[str, str], list[str]] = {}
     for m in registry.mutants(device=device):
         if args.op and m.op not in args.op:
             continue
         killed = runner.rejects(m, device=device, profile=args.profile,
-                                stop_at_first=not args.matrix)
-        print(f"{m.op:12s} {m.name:32s} {'REJECTED' if killed else 'SURVIVED'}  "
-              f"{', '.join(killed)}", flush=True)
+                                stop_at_first=not (args.matrix or args.markdown))
+        for p in killed:
+            matrix.setdefault((m.op, p), []).append(m.name)
+        if not args.markdown:
+            print(f"{m.op:12s} {m.name:32s} {'REJECTED' if killed else 'SURVIVED'}  "
+                  f"{', '.join(killed)}", flush=True)
         if not killed:
             survivors.append(m.name)
+    if args.markdown:
+        print(_property_table(matrix, args.op))
     if survivors:
         print(f"\n{len(survivors)} mutant(s) survived the spec: {', '.join(survivors)}")
         return 1
     print("\nevery mutant is rejected by the spec")
     return 0
+
+
+def _property_table(matrix, ops) -> str:
+    """Markdown: each property, what it checks, and the mutants it rejects."""
+    import spec
+
+    lines = ["| op | property | checks | mutants it rejects |", "|---|---|---|---|"]
+    for p in spec.properties():
+        if ops and p.op not in ops:
+            continue
+        killed = matrix.get((p.op, p.name), [])
+        who = ", ".join(f"`{k}`" for k in killed) if killed else "**none: suspect**"
+        doc = " ".join((p.fn.__doc__ or "").split())
+        lines.append(f"| {p.op} | `{p.name}` | {doc} | {who} |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -156,6 +177,8 @@ def main(argv=None) -> int:
     _add_common(mu)
     mu.add_argument("--matrix", action="store_true",
                     help="run every property on every mutant (the full kill matrix)")
+    mu.add_argument("--markdown", action="store_true",
+                    help="print the README's property table (implies --matrix)")
     mu.set_defaults(func=cmd_mutants)
 
     args = parser.parse_args(argv)

@@ -215,7 +215,8 @@ def unchecked_layer_norm_params(x, num_heads, weight, bias, eps=1e-5):
 def _layer_norm(z, weight, bias, eps, *, unbiased=False, eps_outside=False):
     zf = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
     mean = zf.mean(-1, keepdim=True)
-    var = zf.var(-1, keepdim=True, correction=1 if unbiased else 0)
+    sq = ((zf - mean) ** 2).sum(-1, keepdim=True)
+    var = sq / (z.shape[-1] - 1) if unbiased else sq / z.shape[-1]
     denom = var.sqrt() + eps if eps_outside else (var + eps).sqrt()
     return ((zf - mean) / denom * weight + bias).to(z.dtype)
 
