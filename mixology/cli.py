@@ -1,4 +1,4 @@
-"""``python -m mixology {verify,list,mutants}``."""
+"""``python -m mixology {verify,list,mutants,bench,history}``."""
 
 from __future__ import annotations
 
@@ -139,6 +139,70 @@ def cmd_mutants(args) -> int:
     return 0
 
 
+def _repo_root() -> str:
+    """The checkout holding perf/ (benchmarks run from a clone, not an installed wheel)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for root in (os.getcwd(), here):
+        if os.path.exists(os.path.join(root, "perf", "test_sweep.py")):
+            return root
+    raise SystemExit("error: run this from a mixology checkout (perf/test_sweep.py not found)")
+
+
+def cmd_bench(args) -> int:
+    """Run the perf sweep with pytest-benchmark and autosave it into the history."""
+    import subprocess
+
+    device = _setup_device(args.device)
+    from mixology.perf import device_key
+
+    root = _repo_root()
+    storage = os.path.join(args.storage or os.path.join(root, "perf", "history"),
+                           device_key(device))
+    env = dict(os.environ, MIXOLOGY_DEVICE=device,
+               MIXOLOGY_BENCH_SIZES=args.sizes or ("full" if device == "cuda" else "cpu"))
+    cmd = [sys.executable, "-m", "pytest", os.path.join(root, "perf"), "-p", "no:cacheprovider",
+           "--benchmark-only", "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name",
+           f"--benchmark-storage=file://{storage}"]
+    if not args.no_save:
+        cmd.append("--benchmark-autosave")
+    cmd += args.pytest_args
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=root, env=env)
+
+
+def cmd_history(args) -> int:
+    """Latest vs previous vs best per benchmark, plots, claims; exit 1 on a slowdown."""
+    from mixology import perf_report
+
+    root = _repo_root()
+    storage = args.storage or os.path.join(root, "perf", "history")
+    runs = perf_report.load_runs(storage)
+    if args.device_key:
+        runs = {k: v for k, v in runs.items() if k in args.device_key}
+    if not runs:
+        print(f"no benchmark history under {storage}")
+        return 0
+    flagged = 0
+    for key, key_runs in sorted(runs.items()):
+        latest = key_runs[-1]
+        print(f"== {key}: {len(key_runs)} run(s); latest {latest.path.name} "
+              f"(commit {latest.commit}{', dirty' if latest.dirty else ''})")
+        rows = perf_report.compare(key_runs, args.threshold)
+        print(perf_report.format_rows(rows, only_flagged=args.only_flagged))
+        slow = [r for r in rows if r.flagged]
+        flagged += len(slow)
+        print(f"{len(slow)} slowdown(s) beyond max({args.threshold:g}%, 3 x noise)\n")
+        if not args.no_plots:
+            out = os.path.join(args.plots or os.path.join(root, "perf", "plots"), key)
+            paths = perf_report.plot_run(latest, out)
+            print(f"{len(paths)} plot(s) written to {out}\n")
+        print(perf_report.report(list(latest.results.values())) + "\n")
+    if flagged and not args.no_gate:
+        print(f"history: {flagged} slowdown(s) flagged; exit 1")
+        return 1
+    return 0
+
+
 def _property_table(matrix, ops) -> str:
     """Markdown: each property, what it checks, and the mutants it rejects."""
     import spec
@@ -180,6 +244,26 @@ def main(argv=None) -> int:
     mu.add_argument("--markdown", action="store_true",
                     help="print the README's property table (implies --matrix)")
     mu.set_defaults(func=cmd_mutants)
+
+    be = sub.add_parser("bench", help="run the perf sweep (pytest-benchmark) and save it")
+    be.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
+    be.add_argument("--sizes", choices=("full", "quick", "cpu"),
+                    help="default: full on CUDA, cpu otherwise")
+    be.add_argument("--storage", help="history folder (default perf/history)")
+    be.add_argument("--no-save", action="store_true", help="do not autosave into the history")
+    be.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    be.set_defaults(func=cmd_bench)
+
+    hi = sub.add_parser("history", help="compare the latest run with the previous and the best")
+    hi.add_argument("--storage", help="history folder (default perf/history)")
+    hi.add_argument("--device-key", action="append", help="only this device's history")
+    hi.add_argument("--threshold", type=float, default=10.0,
+                    help="slowdown %% that fails the gate, raised to 3 x noise (default 10)")
+    hi.add_argument("--plots", help="plot folder (default perf/plots)")
+    hi.add_argument("--no-plots", action="store_true")
+    hi.add_argument("--no-gate", action="store_true", help="report only; always exit 0")
+    hi.add_argument("--only-flagged", action="store_true", help="print only slowdowns")
+    hi.set_defaults(func=cmd_history)
 
     args = parser.parse_args(argv)
     return args.func(args)

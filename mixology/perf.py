@@ -1,0 +1,303 @@
+"""Benchmark building blocks: the sweep, what each point runs, timing, and device ceilings.
+
+Timing: a *round* runs the op K times back to back and then synchronizes the device (on CUDA
+``torch.cuda.synchronize``), so the host clock brackets exactly K calls' worth of GPU work;
+K is chosen so a round lasts >= ~2 ms (launch and sync overhead amortized). pytest-benchmark
+runs warm-up rounds, then many rounds, and reports the median; the per-call median is the
+round median / K. Derived figures: effective GB/s (bytes that must move: inputs read once,
+outputs written once), TFLOP/s, and percentages of the device ceilings measured in the same
+run (a large device-to-device copy; a large bf16 matmul, fp32 on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
+MIXER_IMPLS = ("reference", "compiled", "triton")
+ATTENTION_IMPLS = ("sdpa", "attention_block")
+HEAD_DIM_ATTENTION = 64  # attention baselines use heads of 64 (D // 64 heads)
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def device_key(device: str) -> str:
+    """Names the history folder: results of different devices are never mixed."""
+    if device == "cuda":
+        name = torch.cuda.get_device_name()
+    else:
+        name = _cpu_model()
+    return f"{device}-" + "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+# --- the sweep ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Point:
+    entry: str  # the benchmarked op, e.g. "token_mixer"
+    impl: str  # implementation or baseline
+    mode: str  # "fwd", "bwd" (backward alone) or "fwd+bwd"
+    B: int
+    T: int
+    D: int
+    dtype: str
+    sweep: str  # "T" (T varies at fixed D), "D" (D varies at fixed T), "mem" (fixed B)
+
+    def __str__(self) -> str:
+        return (f"{self.entry}-{self.impl}-{self.mode}-{self.sweep}sweep-"
+                f"B{self.B}-T{self.T}-D{self.D}-{self.dtype}")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    tokens: int  # B * T is held at this (B >= 1), so the working set is the same at every T
+    Ts: tuple[int, ...]
+    Ds_fixed: tuple[int, ...]  # D of the T sweeps
+    Ds_sweep: tuple[int, ...]  # D of the D sweep
+    T_fixed: int  # T of the D sweep
+    dtypes: tuple[str, ...]
+    mem_Ts: tuple[int, ...]  # T of the memory-scaling points (B = 1)
+
+
+SIZES = {
+    # ~6 GPU-minutes on an H100; T = 16 ... 65536 in x2 steps at D = 768 and 4096
+    "full": Sizes(tokens=2**17, Ts=tuple(2**k for k in range(4, 17)), Ds_fixed=(768, 4096),
+                  Ds_sweep=(256, 512, 1024, 2048, 4096, 8192), T_fixed=512,
+                  dtypes=("bf16", "fp32"), mem_Ts=tuple(2**k for k in range(8, 16))),
+    # a quicker GPU pass: x4 steps in T
+    "quick": Sizes(tokens=2**17, Ts=tuple(4**k for k in range(2, 9)), Ds_fixed=(768, 4096),
+                   Ds_sweep=(256, 1024, 4096), T_fixed=512, dtypes=("bf16",),
+                   mem_Ts=(256, 1024, 4096, 16384)),
+    # CPU: exercises every code path in about a minute; never compared with GPU numbers
+    "cpu": Sizes(tokens=2**10, Ts=(16, 64, 256), Ds_fixed=(64,), Ds_sweep=(32, 128),
+                 T_fixed=64, dtypes=("fp32",), mem_Ts=(64, 256)),
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One op in the sweep: its implementations, modes and how to build a call."""
+
+    name: str
+    impls: tuple[str, ...]
+    modes: tuple[str, ...]
+    build: Callable  # (point, device) -> (fn, bytes_moved, flops)
+
+
+ENTRIES: dict[str, Entry] = {}
+
+
+def entry(name: str, impls, modes):
+    def register(build):
+        ENTRIES[name] = Entry(name, tuple(impls), tuple(modes), build)
+        return build
+
+    return register
+
+
+def sweep(sizes: str, device: str) -> list[Point]:
+    s = SIZES[sizes]
+    points = []
+    for e in ENTRIES.values():
+        for dtype in s.dtypes:
+            for impl in e.impls:
+                for mode in e.modes:
+                    if mode == "bwd" and impl in ATTENTION_IMPLS:
+                        continue  # backward alone is measured for the mixer's targets only
+                    for D in s.Ds_fixed:
+                        points += [Point(e.name, impl, mode, max(1, s.tokens // T), T, D, dtype,
+                                         "T") for T in s.Ts]
+                    if dtype == s.dtypes[0] and mode != "bwd":
+                        points += [Point(e.name, impl, mode, max(1, s.tokens // s.T_fixed),
+                                         s.T_fixed, D, dtype, "D") for D in s.Ds_sweep]
+        if e.name == "token_mixer":  # peak memory vs T at B = 1: linear vs quadratic
+            for impl in ("triton" if device == "cuda" else "reference", "sdpa", "sdpa_math"):
+                points += [Point(e.name, impl, "fwd", 1, T, s.Ds_fixed[0], s.dtypes[0], "mem")
+                           for T in s.mem_Ts]
+    return points
+
+
+def _attention(x, num_heads, proj=None, backend=None):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    B, T, D = x.shape
+    qkv = x if proj is None else proj[0](x)
+    if proj is None:
+        q = k = v = x.view(B, T, num_heads, D // num_heads).transpose(1, 2)
+    else:
+        q, k, v = qkv.view(B, T, 3, num_heads, D // num_heads).permute(2, 0, 3, 1, 4)
+    backends = {"flash": [SDPBackend.FLASH_ATTENTION], "math": [SDPBackend.MATH]}
+    if backend in backends:
+        with sdpa_kernel(backends[backend]):
+            o = F.scaled_dot_product_attention(q, k, v)
+    else:
+        o = F.scaled_dot_product_attention(q, k, v)
+    o = o.transpose(1, 2).reshape(B, T, D)
+    return o if proj is None else proj[1](o)
+
+
+@entry("token_mixer", MIXER_IMPLS + ATTENTION_IMPLS, ("fwd", "bwd", "fwd+bwd"))
+def build_token_mixer(p: Point, device: str):
+    """TokenMixer forward / backward / both, and softmax attention as users would run it:
+    ``sdpa`` (SDPA alone on x split into D/64 heads) and ``attention_block``
+    (LayerNorm(x + out_proj(SDPA(qkv_proj(x))))), the block a token mixer replaces."""
+    import mixology
+
+    dtype = DTYPES[p.dtype]
+    g = torch.Generator(device=device).manual_seed(0)
+    x = torch.randn(p.B, p.T, p.D, device=device, dtype=dtype, generator=g)
+    w = torch.ones(p.D, device=device, dtype=dtype)
+    b = torch.zeros(p.D, device=device, dtype=dtype)
+    size = torch.finfo(dtype).bits // 8
+    n = p.B * p.T * p.D
+    heads = max(1, p.D // HEAD_DIM_ATTENTION)
+    if p.impl in MIXER_IMPLS:
+        fn_impl = mixology.registry.get("token_mixer", p.impl).fn
+        H = p.T if p.D % p.T == 0 else math.gcd(p.T, p.D)  # the paper's H == T where it divides D
+
+        def forward(x_, w_, b_):
+            return fn_impl(x_, H, w_, b_, 1e-5)
+
+        flops_fwd = 8 * n  # residual add + LayerNorm, the seed's ~8·B·T·D
+    else:
+        backend = {"sdpa_math": "math"}.get(p.impl, "flash" if device == "cuda"
+                                            and dtype != torch.float32 else None)
+        proj = None
+        if p.impl == "attention_block":
+            proj = (torch.nn.Linear(p.D, 3 * p.D, device=device, dtype=dtype),
+                    torch.nn.Linear(p.D, p.D, device=device, dtype=dtype))
+
+        def forward(x_, w_, b_):
+            a = _attention(x_, heads, proj, backend)
+            return a if proj is None else F.layer_norm(x_ + a, (p.D,), w_, b_, 1e-5)
+
+        flops_fwd = 4 * p.B * p.T * p.T * p.D + (8 * n * p.D if proj else 0)
+
+    # bytes that must move: x read once + y written once (+ dy read, dx written backward)
+    bytes_fwd, bytes_bwd = 2 * n * size, 3 * n * size
+    if p.mode == "fwd":
+        return (lambda: forward(x, w, b)), bytes_fwd, flops_fwd
+    xg, wg, bg = (t.detach().requires_grad_() for t in (x, w, b))
+    dy = torch.randn_like(x)
+    if p.mode == "bwd":
+        # Timing backward alone replays one graph (retain_graph=True); torch.compile's backward
+        # donates buffers and refuses that, so this graph is built without donation (donation
+        # saves memory, not time).
+        import torch._functorch.config as functorch_config
+
+        with functorch_config.patch(donated_buffer=False):
+            y = forward(xg, wg, bg)
+        return ((lambda: torch.autograd.grad(y, (xg, wg, bg), dy, retain_graph=True,
+                                             allow_unused=True)),
+                bytes_bwd, 2 * flops_fwd)
+
+    def fwd_bwd():
+        # allow_unused: SDPA alone has no LayerNorm weight/bias
+        return torch.autograd.grad(forward(xg, wg, bg), (xg, wg, bg), dy, allow_unused=True)
+
+    return fwd_bwd, bytes_fwd + bytes_bwd, 3 * flops_fwd
+
+
+# --- timing ------------------------------------------------------------------------------
+
+def calibrate(fn: Callable, device: str, *, round_s: float = 2e-3,
+              budget_s: float = 0.25) -> tuple[int, int]:
+    """(calls per round, rounds): a round of >= round_s, about budget_s of timed rounds."""
+    fn()  # compile / autotune / allocate
+    sync(device)
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    one = max(time.perf_counter() - t0, 1e-7)
+    calls = max(1, math.ceil(round_s / one))
+    rounds = int(min(50, max(5, budget_s / (one * calls))))
+    return calls, rounds
+
+
+def time_fn(fn: Callable, device: str, *, warmup: int = 3, reps: int = 20) -> float:
+    """Median seconds per call (used for the ceilings), same round structure as the sweep."""
+    calls, _ = calibrate(fn, device)
+    times = []
+    for i in range(warmup + reps):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        sync(device)
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) / calls)
+    return sorted(times)[len(times) // 2]
+
+
+def peak_memory(fn: Callable, device: str) -> int | None:
+    """Bytes allocated at the peak of one call, above what was allocated before it."""
+    if device != "cuda":
+        return None
+    sync(device)
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    out = fn()
+    sync(device)
+    peak = torch.cuda.max_memory_allocated() - before
+    del out
+    return peak
+
+
+@dataclass
+class Ceilings:
+    copy_gbps: float  # device-to-device copy, bytes read + written
+    matmul_tflops: float  # bf16 (fp32 on CPU) square matmul
+    copy_bytes: int
+    matmul_n: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_ceilings(device: str) -> Ceilings:
+    if device == "cuda":
+        copy_bytes, n, dtype = 2 * 2**30, 8192, torch.bfloat16
+    else:
+        copy_bytes, n, dtype = 64 * 2**20, 1024, torch.float32
+    src = torch.empty(copy_bytes // 4, dtype=torch.float32, device=device).normal_()
+    dst = torch.empty_like(src)
+    t_copy = time_fn(lambda: dst.copy_(src), device)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    bm = torch.randn(n, n, device=device, dtype=dtype)
+    t_mm = time_fn(lambda: a @ bm, device)
+    return Ceilings(2 * copy_bytes / t_copy / 1e9, 2 * n**3 / t_mm / 1e12, copy_bytes, n)
+
+
+def derived(median_s: float, bytes_moved: int, flops: int, ceilings: Ceilings) -> dict:
+    gbps = bytes_moved / median_s / 1e9
+    tflops = flops / median_s / 1e12
+    return {
+        "median_s": median_s,
+        "bytes": bytes_moved,
+        "flops": flops,
+        "gbps": gbps,
+        "tflops": tflops,
+        "pct_copy_ceiling": 100 * gbps / ceilings.copy_gbps,
+        "pct_matmul_ceiling": 100 * tflops / ceilings.matmul_tflops,
+    }

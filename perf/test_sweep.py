@@ -1,0 +1,54 @@
+"""The performance sweep (pytest-benchmark): every entry x implementation x mode x size.
+
+Run through ``python -m mixology bench`` (or ``tox -e perf``), which saves the run into
+``perf/history/<device>/``. Sizes: ``MIXOLOGY_BENCH_SIZES`` = full | quick | cpu (default:
+full on CUDA, cpu otherwise). Each point's ``extra_info`` holds the per-call median, GB/s,
+TFLOP/s, % of the copy and matmul ceilings measured in this run, and peak GPU memory.
+"""
+
+import os
+from dataclasses import asdict
+
+import pytest
+import torch
+
+import mixology
+from mixology import perf, perf_report
+
+DEVICE = os.environ["MIXOLOGY_DEVICE"]
+SIZES = os.environ.get("MIXOLOGY_BENCH_SIZES") or ("full" if DEVICE == "cuda" else "cpu")
+POINTS = perf.sweep(SIZES, DEVICE)
+
+
+@pytest.fixture(scope="session")
+def ceilings():
+    return perf.measure_ceilings(DEVICE)
+
+
+@pytest.mark.parametrize("point", POINTS, ids=str)
+def test_sweep(benchmark, point, ceilings):
+    if point.impl in perf.MIXER_IMPLS and point.impl not in mixology.implementations(
+            point.entry, DEVICE):
+        pytest.skip(f"{point.impl} does not run on {DEVICE} here")
+    try:
+        fn, nbytes, flops = perf.ENTRIES[point.entry].build(point, DEVICE)
+        calls, rounds = perf.calibrate(fn, DEVICE)
+        peak = perf.peak_memory(fn, DEVICE)
+    except torch.OutOfMemoryError:
+        pytest.skip("out of memory")
+
+    def one_round():
+        for _ in range(calls):
+            fn()
+        perf.sync(DEVICE)
+
+    benchmark.group = f"{point.entry} {point.mode} {point.sweep}-sweep D={point.D} {point.dtype}"
+    benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=2, iterations=1)
+    median = benchmark.stats.stats.median / calls
+    info = {**asdict(point), "device": DEVICE, "device_key": perf.device_key(DEVICE),
+            "sizes": SIZES, "calls_per_round": calls, "peak_mem_bytes": peak,
+            "triton_interpreted": os.environ.get("TRITON_INTERPRET") == "1",
+            "ceilings": ceilings.as_dict(), **perf.derived(median, nbytes, flops, ceilings)}
+    benchmark.extra_info.update(info)
+    perf_report.SESSION_RESULTS.append(info)
+    assert median > 0
