@@ -1,0 +1,104 @@
+"""perf: the sweep definition, the regression gate, plots and the claim report."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mixology import perf, perf_report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def info(impl="triton", mode="fwd", T=512, D=768, median=1e-3, dtype="bf16", sweep="T",
+         device="cuda", B=256, gbps=None, peak=None):
+    nbytes = 2 * B * T * D * 2
+    return {"entry": "token_mixer", "impl": impl, "mode": mode, "B": B, "T": T, "D": D,
+            "dtype": dtype, "sweep": sweep, "device": device, "device_key": f"{device}-X",
+            "median_s": median, "bytes": nbytes, "gbps": gbps or nbytes / median / 1e9,
+            "tflops": 0.0, "pct_copy_ceiling": 100 * (gbps or nbytes / median / 1e9) / 3000,
+            "pct_matmul_ceiling": 0.0, "peak_mem_bytes": peak,
+            "ceilings": {"copy_gbps": 3000.0, "matmul_tflops": 700.0}}
+
+
+def write_run(folder, n, infos, commit="abc"):
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"commit_info": {"id": commit, "dirty": False}, "datetime": f"2026-11-0{n}",
+            "benchmarks": [{"stats": {"median": i["median_s"], "iqr": 0.01 * i["median_s"]},
+                            "extra_info": i} for i in infos]}
+    (folder / f"{n:04d}_{commit}_x.json").write_text(json.dumps(data))
+
+
+def test_sweep_covers_every_impl_mode_and_holds_tokens_constant():
+    points = perf.sweep("full", "cuda")
+    impls = {p.impl for p in points}
+    assert set(perf.MIXER_IMPLS + perf.ATTENTION_IMPLS) <= impls
+    tsweep = [p for p in points if p.sweep == "T"]
+    assert {p.T for p in tsweep} == {2**k for k in range(4, 17)}
+    assert {p.D for p in tsweep} == {768, 4096}
+    assert {p.B * p.T for p in tsweep} == {2**17}
+    assert {p.mode for p in points if p.impl == "triton"} == {"fwd", "bwd", "fwd+bwd"}
+    assert not [p for p in points if p.impl in perf.ATTENTION_IMPLS and p.mode == "bwd"]
+
+
+def test_derived_figures():
+    c = perf.Ceilings(copy_gbps=1000.0, matmul_tflops=500.0, copy_bytes=1, matmul_n=1)
+    d = perf.derived(1e-3, 10**9, 10**12, c)
+    assert d["gbps"] == pytest.approx(1000) and d["pct_copy_ceiling"] == pytest.approx(100)
+    assert d["tflops"] == pytest.approx(1000) and d["pct_matmul_ceiling"] == pytest.approx(200)
+
+
+def test_gate_flags_a_real_slowdown_and_not_noise(tmp_path):
+    d = tmp_path / "cuda-X" / "m"
+    steady = [1.00, 1.01, 0.99]
+    noisy = [1.0, 1.3, 1.0]  # ~30% run-to-run noise
+    for n, (s, z) in enumerate(zip(steady, noisy, strict=True), 1):
+        write_run(d, n, [info(median=s * 1e-3), info(impl="compiled", median=z * 1e-3)])
+    write_run(d, 4, [info(median=1.3e-3), info(impl="compiled", median=1.3e-3)])
+    runs = perf_report.load_runs(tmp_path)["cuda-X"]
+    rows = {r.key.split("-")[1]: r for r in perf_report.compare(runs)}
+    assert rows["triton"].flagged and rows["triton"].change_pct == pytest.approx(100 * (1.3 / 0.99 - 1))
+    assert not rows["compiled"].flagged and rows["compiled"].limit_pct > 30
+    assert rows["triton"].best == pytest.approx(0.99e-3)
+
+
+def test_history_cli_exit_codes_and_plots(tmp_path):
+    d = tmp_path / "hist" / "cuda-X" / "m"
+    for n, m in enumerate([1.0, 1.0, 1.5], 1):
+        write_run(d, n, [info(T=T, median=m * 1e-3 * T / 512) for T in (256, 512, 1024)]
+                  + [info(impl="sdpa", T=T, median=2e-3 * T / 512) for T in (256, 512, 1024)])
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    args = [sys.executable, "-m", "mixology", "history", "--storage", str(tmp_path / "hist"),
+            "--plots", str(tmp_path / "plots")]
+    r = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 1 and "SLOWER" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(args + ["--no-gate"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr
+    pngs = list((tmp_path / "plots" / "cuda-X").glob("*.png"))
+    assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_report_gives_verdicts_and_targets_on_gpu_results():
+    big = dict(B=2**17 // 512, T=512, D=768)
+    res = [info(median=1e-4, gbps=2800, **big), info(mode="bwd", median=2e-4, gbps=2000, **big),
+           info(impl="compiled", median=1.5e-4, **big), info(impl="reference", median=4e-4, **big),
+           info(impl="attention_block", median=3e-4, **big), info(impl="sdpa", median=2e-4, **big),
+           info(impl="triton", sweep="mem", T=1024, peak=10**6, B=1),
+           info(impl="triton", sweep="mem", T=4096, peak=4 * 10**6, B=1),
+           info(impl="sdpa_math", sweep="mem", T=1024, peak=10**6, B=1),
+           info(impl="sdpa_math", sweep="mem", T=4096, peak=16 * 10**6, B=1)]
+    text = perf_report.report(res)
+    assert "attention block / mixer = 3.00x" in text and "Verdict: holds" in text
+    assert "triton ~T^1.00" in text and "sdpa_math ~T^2.00" in text
+    assert "triton fwd: 93-93% of copy bandwidth" in text and "met" in text
+    assert "triton bwd: 67-67%" in text and "missed by 8 points" in text
+    assert "triton vs compiled (fwd): 1.50-1.50x" in text
+
+
+def test_flop_counts_match_the_formulas():
+    f = perf_report.flop_counts(T=512, D=768)
+    assert f["sdpa"] == 4 * 512 * 512 * 768  # QK^T and AV, 2 FLOPs per multiply-add
+    assert f["attention_block"] == f["sdpa"] + 8 * 512 * 768 * 768  # + 4 D x D projections
+    assert f["seed_formula"] / f["mixer"] == pytest.approx(448)
