@@ -202,16 +202,20 @@ def build_token_mixer(p: Point, device: str):
     xg, wg, bg = (t.detach().requires_grad_() for t in (x, w, b))
     dy = torch.randn_like(x)
     if p.mode == "bwd":
-        # Timing backward alone replays one graph (retain_graph=True); torch.compile's backward
-        # donates buffers and refuses that, so this graph is built without donation (donation
-        # saves memory, not time).
+        # Timing backward alone replays one graph (retain_graph=True). torch.compile's backward
+        # donates buffers and refuses a replay unless donation is off, a flag it reads at every
+        # call; so every implementation's backward runs under the same patch (a few µs of host
+        # work per call; donation saves memory, not time).
         import torch._functorch.config as functorch_config
+
+        def backward():
+            with functorch_config.patch(donated_buffer=False):
+                return torch.autograd.grad(y, (xg, wg, bg), dy, retain_graph=True,
+                                           allow_unused=True)
 
         with functorch_config.patch(donated_buffer=False):
             y = forward(xg, wg, bg)
-        return ((lambda: torch.autograd.grad(y, (xg, wg, bg), dy, retain_graph=True,
-                                             allow_unused=True)),
-                bytes_bwd, 2 * flops_fwd)
+        return backward, bytes_bwd, 2 * flops_fwd
 
     def fwd_bwd():
         # allow_unused: SDPA alone has no LayerNorm weight/bias
