@@ -150,8 +150,10 @@ def plot_run(run: Run, out_dir: str | Path) -> list[Path]:
             for impl, pts in sorted(by_impl.items()):
                 pts = sorted(pts, key=lambda p: p[x])
                 xs = [p[x] for p in pts]
-                ax_t.loglog(xs, [p["median_s"] * 1e3 for p in pts], "o-", label=impl)
-                ax_b.loglog(xs, [p["gbps"] for p in pts], "o-", label=impl)
+                label = impl + (" (interpreted)" if impl == "triton"
+                                and pts[0].get("triton_interpreted") else "")
+                ax_t.loglog(xs, [p["median_s"] * 1e3 for p in pts], "o-", label=label)
+                ax_b.loglog(xs, [p["gbps"] for p in pts], "o-", label=label)
             ax_b.axhline(ceil, color="k", ls="--", label=f"copy ceiling {ceil:.0f} GB/s")
             label = "D" if sweep == "D" else "T"
             other = f"T={fixed}" if sweep == "D" else f"D={fixed}"
@@ -160,6 +162,7 @@ def plot_run(run: Run, out_dir: str | Path) -> list[Path]:
             ax_b.set(xlabel=label, ylabel="effective GB/s",
                      title=f"effective bandwidth ({run.device_key})")
             for ax in (ax_t, ax_b):
+                ax.set_xscale("log", base=2)
                 ax.grid(True, which="both", alpha=0.3)
                 ax.legend(fontsize=8)
             name = f"{entry}_{mode}_{label}sweep_{other.replace('=', '')}_{dtype}.png"
