@@ -20,6 +20,7 @@ from mixology.ops.token_mix.triton_index import (
     cast_out,
     check_runnable,
     emulate_bf16_rne,
+    num_warps,
     row_tile,
     source_offsets,
 )
@@ -104,7 +105,7 @@ def forward_launch(x, weight, bias, eps, num_heads, *, grid, n_cols):
         _fused_fwd_kernel[grid](
             x, weight, bias, y, mean, rstd, B * T, n_cols, T, D, D // num_heads,
             *x.stride(), eps_t, ACC=acc_dtype(x.dtype), EMULATE_RNE=emulate_bf16_rne(x.dtype),
-            BLOCK_ROWS=block_rows, BLOCK_D=block_d,
+            BLOCK_ROWS=block_rows, BLOCK_D=block_d, num_warps=num_warps(block_rows, block_d),
         )
     return y, mean, rstd
 
@@ -135,7 +136,7 @@ def fused_backward(dy, x, weight, mean, rstd, num_heads):
             x, weight, dy, mean, rstd, dz, dw, db, n_rows, T, D, D // num_heads,
             *x.stride(), *dy.stride(),
             ACC=acc_dtype(x.dtype), EMULATE_RNE=emulate_bf16_rne(x.dtype),
-            BLOCK_ROWS=block_rows, BLOCK_D=block_d,
+            BLOCK_ROWS=block_rows, BLOCK_D=block_d, num_warps=num_warps(block_rows, block_d),
         )
     dx = permute(dz, num_heads, inverse=True, residual=dz)
     return dx, dw.sum(0).to(weight.dtype), db.sum(0).to(weight.dtype)

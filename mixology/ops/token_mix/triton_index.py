@@ -59,6 +59,11 @@ def row_tile(D: int, elements: int = 4096) -> tuple[int, int]:
     return block_rows, block_d
 
 
+def num_warps(block_rows: int, block_d: int) -> int:
+    """Warps per program: about 16 elements a thread, 4 to 16 warps (as Liger-Kernel sizes them)."""
+    return max(4, min(16, triton.next_power_of_2(block_rows * block_d // 512)))
+
+
 def acc_dtype(dtype: torch.dtype):
     """Accumulate in float32, or float64 for float64 inputs."""
     return tl.float64 if dtype == torch.float64 else tl.float32
