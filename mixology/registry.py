@@ -11,6 +11,7 @@ Implementations are registered lazily as ``"module:function"`` strings so that i
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field

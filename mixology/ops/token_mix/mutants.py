@@ -90,22 +90,24 @@ def ignores_strides(x, num_heads):
     return ref.token_mix(flat, num_heads)
 
 
-class _ForwardPermutationBackward(torch.autograd.Function):
+class _HandWrittenBackward(torch.autograd.Function):
+    """forward = fwd(x, num_heads); backward = bwd(grad, num_heads): a hand-written backward."""
+
     @staticmethod
-    def forward(ctx, x, num_heads):
-        ctx.num_heads = num_heads
-        return ref.token_mix(x, num_heads)
+    def forward(ctx, x, num_heads, fwd, bwd):
+        ctx.num_heads, ctx.bwd = num_heads, bwd
+        return fwd(x, num_heads)
 
     @staticmethod
     def backward(ctx, grad):
-        return ref.token_mix(grad, ctx.num_heads), None
+        return ctx.bwd(grad, ctx.num_heads), None, None, None
 
 
 @mutant(MIX)
 def backward_applies_mix(x, num_heads):
     """A custom backward that applies the forward permutation instead of its inverse."""
     check_mix_input(x, num_heads)
-    return _ForwardPermutationBackward.apply(x, num_heads)
+    return _HandWrittenBackward.apply(x, num_heads, ref.token_mix, ref.token_mix)
 
 
 @mutant(MIX)
@@ -150,22 +152,11 @@ def unmix_forgets_head_split(y, num_heads):
     return rearrange(y.reshape(B, T * D), "b (t h d) -> b t (h d)", h=num_heads, t=T)
 
 
-class _UnmixBackwardIsUnmix(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, y, num_heads):
-        ctx.num_heads = num_heads
-        return ref.token_unmix(y, num_heads)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return ref.token_unmix(grad, ctx.num_heads), None
-
-
 @mutant(UNMIX)
 def unmix_backward_applies_unmix(y, num_heads):
     """A custom backward that applies unmix again instead of mix."""
     check_mix_input(y, num_heads, name="y")
-    return _UnmixBackwardIsUnmix.apply(y, num_heads)
+    return _HandWrittenBackward.apply(y, num_heads, ref.token_unmix, ref.token_unmix)
 
 
 @mutant(UNMIX)
