@@ -10,39 +10,23 @@ import torch
 
 from mixology.module import TokenMixer
 from mixology.ops.token_mix import reference as ref
-from mixology.tolerance import assert_close, float64_ref_err
+from mixology.tolerance import assert_close
 from spec import prop
 from spec.helpers import expect_rejected, leaf
+from spec.numerics import assert_matches_reference
 from spec.strategies import bad_mixer_inputs, edge_cases, gradcheck_cases, mix_cases
 
 OP = "token_mixer"
 EPS = 1e-5
 
 
-def _run(fn, case, x, w, b, g):
-    """Forward and backward of fn on fresh leaves; returns (y, dx, dw, db)."""
-    x, w, b = leaf(x), leaf(w), leaf(b)
-    y = fn(x, case.num_heads, w, b, EPS)
-    y.backward(g.to(y.dtype))
-    return y.detach(), x.grad, w.grad, b.grad
-
-
 def compare_with_reference(impl, case, *, grads: bool):
-    x = case.x()
     w, b = case.params()
-    g = case.like(3).to(torch.float64)
-    names = ("y", "dx", "dweight", "dbias") if grads else ("y",)  # zip drops unused grads
-    got = _run(impl, case, x, w, b, g)
-    low = _run(ref.token_mixer, case, x, w, b, g)
-    f64 = _run(ref.token_mixer, case, x.double(), w.double(), b.double(), g)
-    ref_err_f64 = None
-    if case.dtype == torch.float64:  # no float64 error to measure: estimate it from float32
-        f32 = _run(ref.token_mixer, case, x.float(), w.float(), b.float(), g)
-        ref_err_f64 = {n: float64_ref_err(a, t) for n, a, t in zip(names, f32, f64, strict=False)}
-    for n, t in zip(names, got, strict=False):
-        assert t is not None, f"{n} is None: no gradient reached it"
-    assert_close({n: (a, r, t) for n, a, r, t in zip(names, got, low, f64, strict=False)}, case.dtype,
-                 ref_err_f64)
+    assert_matches_reference(
+        lambda x_, w_, b_: impl(x_, case.num_heads, w_, b_, EPS),
+        lambda x_, w_, b_: ref.token_mixer(x_, case.num_heads, w_, b_, EPS),
+        (case.x(), w, b), ("dx", "dweight", "dbias"),
+        upstream=case.like(3).to(torch.float64) if grads else None)
 
 
 @prop(OP, mix_cases())
