@@ -149,7 +149,10 @@ def mutant(op: str, *, needs: str | None = None):
 def mutants(op: str | None = None, device: str | None = None) -> list[Mutant]:
     """The registered mutants (those runnable on ``device``)."""
     _ensure_loaded()
-    import mixology.ops.token_mix.mutants  # noqa: F401
+    from mixology.ops import MUTANT_MODULES
+
+    for module in MUTANT_MODULES:
+        importlib.import_module(module)
 
     device = device or default_device()
     out = []

@@ -69,3 +69,30 @@ def check_mixer_input(x, num_heads, weight, bias, eps) -> tuple[int, int, int, i
     dims = check_mix_input(x, num_heads)
     check_layer_norm_params(x, weight, bias, eps)
     return dims
+
+
+def check_flag(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def check_qkv(q, k, v) -> tuple[int, int, int, int]:
+    """q, k: (B, H, T, d); v: (B, H, T, d_v); one dtype and device. Returns (B, H, T, d)."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_tensor(t, name)
+        if t.ndim != 4:
+            raise ValueError(f"{name} must have shape (B, H, T, d), got ndim={t.ndim} "
+                             f"(shape {tuple(t.shape)})")
+    if k.shape != q.shape:
+        raise ValueError(f"k must have q's shape (B, H, T, d) = {tuple(q.shape)}, "
+                         f"got {tuple(k.shape)}")
+    if v.shape[:3] != q.shape[:3]:
+        raise ValueError(f"v must have shape (B, H, T, d_v) with (B, H, T) = {tuple(q.shape[:3])}, "
+                         f"got {tuple(v.shape)}")
+    for name, t in (("k", k), ("v", v)):
+        if t.dtype != q.dtype:
+            raise TypeError(f"{name} must have q's dtype ({q.dtype}), got {t.dtype}")
+        if t.device != q.device:
+            raise ValueError(f"{name} must be on q's device ({q.device}), got {t.device}")
+    return tuple(q.shape)

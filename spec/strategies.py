@@ -216,3 +216,101 @@ def bad_mixer_inputs():
         BadInput("eps is a tensor", (x, 2, w, b, torch.tensor(1e-5)), TypeError, ("eps",)),
     ]
     return st.sampled_from(cases)
+
+
+# --- attention ---------------------------------------------------------------------------
+
+ATTN_LAYOUTS = ("contiguous", "projected", "strided", "expanded")
+
+
+def make_4d(shape, dtype, layout: str, gen: torch.Generator, device="cpu") -> torch.Tensor:
+    """A (B, H, T, d) tensor in the given memory layout, values ~ N(0, 1)."""
+    B, H, T, d = shape
+
+    def randn(*s):
+        return torch.randn(*s, generator=gen, dtype=torch.float64).to(dtype).to(device)
+
+    if layout == "contiguous":
+        return randn(B, H, T, d)
+    if layout == "projected":  # (B, T, H, d) storage, as split from a QKV projection
+        return randn(B, T, H, d).transpose(1, 2)
+    if layout == "strided":
+        return randn(B, H, T, 2 * d)[..., ::2]
+    if layout == "expanded":
+        return randn(1, H, T, d).expand(B, H, T, d)
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+@dataclass(frozen=True)
+class AttnCase:
+    """q, k: (B, H, T, d) and v: (B, H, T, dv) from ``case.qkv()``; flags for softmax attention."""
+
+    B: int
+    H: int
+    T: int
+    d: int
+    dv: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    causal: bool = False
+    alibi: bool = False
+
+    @property
+    def device(self) -> str:
+        return DEVICE["name"]
+
+    def qkv(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed)
+        return (make_4d((self.B, self.H, self.T, self.d), self.dtype, self.layout, g, self.device),
+                make_4d((self.B, self.H, self.T, self.d), self.dtype, self.layout, g, self.device),
+                make_4d((self.B, self.H, self.T, self.dv), self.dtype, self.layout, g,
+                        self.device))
+
+    def upstream(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed + 1)
+        return torch.randn(self.B, self.H, self.T, self.dv, generator=g,
+                           dtype=torch.float64).to(self.device)
+
+    def __repr__(self) -> str:
+        return (f"AttnCase(B={self.B}, H={self.H}, T={self.T}, d={self.d}, dv={self.dv}, "
+                f"dtype=torch.{_dtype_name(self.dtype)}, layout={self.layout!r}, "
+                f"seed={self.seed}, causal={self.causal}, alibi={self.alibi})")
+
+
+@st.composite
+def attn_cases(draw, *, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2, min_T=1,
+               max_T=12, max_H=3, max_d=6, causal=None, alibi=None):
+    """Shapes, dtypes, layouts and (for softmax attention) the causal/ALiBi flags."""
+    return AttnCase(
+        B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, max_H)),
+        T=draw(st.integers(min_T, max_T)), d=draw(st.integers(1, max_d)),
+        dv=draw(st.integers(1, max_d)), dtype=draw(st.sampled_from(dtypes)),
+        layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
+        causal=draw(st.booleans()) if causal is None else causal,
+        alibi=draw(st.booleans()) if alibi is None else alibi)
+
+
+def attn_gradcheck_cases(**kw):
+    layouts = tuple(lay for lay in ATTN_LAYOUTS if lay != "expanded")
+    return attn_cases(dtypes=(torch.float64,), layouts=layouts, min_B=1, max_B=1, max_T=6,
+                      max_H=2, max_d=3, **kw)
+
+
+def bad_attention_inputs(with_flags: bool):
+    """Calls of ``fn(q, k, v[, causal, alibi])`` that must raise TypeError/ValueError."""
+    q = torch.randn(1, 2, 5, 4)
+    flags = (False, False) if with_flags else ()
+    cases = [
+        BadInput("q has ndim 3", (q[0], q[0], q[0], *flags), ValueError, ("q", "(B, H, T, d)")),
+        BadInput("k has another T", (q, q[:, :, :3], q, *flags), ValueError, ("k",)),
+        BadInput("k has another d", (q, q[..., :3], q, *flags), ValueError, ("k",)),
+        BadInput("v has another T", (q, q, q[:, :, :4], *flags), ValueError, ("v",)),
+        BadInput("q is int64", (q.long(), q, q, *flags), TypeError, ("q",)),
+        BadInput("v is float64", (q, q, q.double(), *flags), TypeError, ("v",)),
+        BadInput("k is a list", (q, [1.0], q, *flags), TypeError, ("k",)),
+    ]
+    if with_flags:
+        cases += [BadInput("causal is an int", (q, q, q, 1, False), TypeError, ("causal",)),
+                  BadInput("alibi is None", (q, q, q, False, None), TypeError, ("alibi",))]
+    return st.sampled_from(cases)

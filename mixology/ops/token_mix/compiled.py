@@ -15,16 +15,26 @@ from mixology.validate import check_mix_input, check_mixer_input
 
 
 @functools.cache
-def _compiled(name: str):
+def compile_reference(fn):
+    """torch.compile(fn) with the dynamo settings above, once per function."""
     import torch._dynamo
 
     # dynamic=True: one graph serves all sizes; dtype, strides, requires_grad and dynamo's
     # 0/1-size specializations still recompile (about 0.3 s each on CPU), hence the budget.
     torch._dynamo.config.fail_on_recompile_limit_hit = True
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 512)
+    # Buffer donation would make compiled backward graphs refuse retain_graph=True, which
+    # gradcheck needs; it saves memory, not time.
+    import torch._functorch.config
+
+    torch._functorch.config.donated_buffer = False
     torch._dynamo.config.accumulated_recompile_limit = max(
         torch._dynamo.config.accumulated_recompile_limit, 4096)
-    return torch.compile(getattr(reference, name), dynamic=True)
+    return torch.compile(fn, dynamic=True)
+
+
+def _compiled(name: str):
+    return compile_reference(getattr(reference, name))
 
 
 def token_mix(x, num_heads):

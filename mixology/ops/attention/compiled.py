@@ -1,0 +1,19 @@
+"""``torch.compile`` of the attention references (inputs checked eagerly, outside the graph)."""
+
+from __future__ import annotations
+
+from mixology.ops.attention import reference
+from mixology.ops.token_mix.compiled import compile_reference
+from mixology.validate import check_flag, check_qkv
+
+
+def softmax_attention(q, k, v, causal=False, alibi=False):
+    check_qkv(q, k, v)
+    check_flag(causal, "causal")
+    check_flag(alibi, "alibi")
+    return compile_reference(reference.softmax_attention)(q, k, v, causal, alibi)
+
+
+def quadratic_attention(q, k, v):
+    check_qkv(q, k, v)
+    return compile_reference(reference.quadratic_attention)(q, k, v)

@@ -1,0 +1,173 @@
+"""Plausible buggy attention implementations. The spec must reject every one of them."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import einsum, rearrange
+
+from mixology.ops.attention import reference as ref
+from mixology.ops.attention.chunked import feature_map
+from mixology.registry import mutant
+from mixology.validate import check_flag, check_qkv
+
+SOFTMAX, QUAD = "softmax_attention", "quadratic_attention"
+
+
+def _softmax_attention(q, k, v, causal, alibi, *, scale=True, axis=-1, diagonal=0,
+                       slopes=None, always_alibi=False):
+    B, H, T, d = check_qkv(q, k, v)
+    check_flag(causal, "causal")
+    check_flag(alibi, "alibi")
+    scores = einsum(q, k, "b h t d, b h s d -> b h t s") / (math.sqrt(d) if scale else 1.0)
+    if alibi or always_alibi:
+        bias = ref.alibi_bias(H, T, causal, dtype=q.dtype, device=q.device)
+        if slopes is not None:
+            bias = bias / torch.tensor(ref.alibi_slopes(H), dtype=q.dtype,
+                                       device=q.device)[:, None, None] * slopes(H, q)
+        scores = scores + bias
+    if causal:
+        allowed = torch.ones(T, T, dtype=torch.bool, device=q.device).tril(diagonal)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return einsum(scores.softmax(dim=axis), v, "b h t s, b h s e -> b h t e")
+
+
+@mutant(SOFTMAX)
+def missing_scale(q, k, v, causal=False, alibi=False):
+    """Scores q·k without the 1/sqrt(d) scale."""
+    return _softmax_attention(q, k, v, causal, alibi, scale=False)
+
+
+@mutant(SOFTMAX)
+def softmax_over_queries(q, k, v, causal=False, alibi=False):
+    """Softmax over the query axis (dim=-2) instead of the keys."""
+    return _softmax_attention(q, k, v, causal, alibi, axis=-2)
+
+
+@mutant(SOFTMAX)
+def causal_sees_next_token(q, k, v, causal=False, alibi=False):
+    """Off-by-one causal diagonal: tril(diagonal=1) lets position t see t + 1."""
+    return _softmax_attention(q, k, v, causal, alibi, diagonal=1)
+
+
+@mutant(SOFTMAX)
+def alibi_slopes_halving(q, k, v, causal=False, alibi=False):
+    """ALiBi slopes 1/2, 1/4, ... per head instead of 2^(-8h/H)."""
+    return _softmax_attention(q, k, v, causal, alibi, slopes=lambda H, t: torch.tensor(
+        [2.0 ** -(h + 1) for h in range(H)], dtype=t.dtype, device=t.device)[:, None, None])
+
+
+@mutant(SOFTMAX)
+def alibi_ignores_flag(q, k, v, causal=False, alibi=False):
+    """Always adds the ALiBi bias: positions leak into unbiased attention."""
+    return _softmax_attention(q, k, v, causal, alibi, always_alibi=True)
+
+
+@mutant(SOFTMAX)
+def detached_values(q, k, v, causal=False, alibi=False):
+    """v enters detached: no gradient reaches the values."""
+    return ref.softmax_attention(q, k, v.detach(), causal, alibi)
+
+
+@mutant(SOFTMAX)
+def heads_merged_output(q, k, v, causal=False, alibi=False):
+    """Returns (B, T, H * d_v), the heads already merged, instead of (B, H, T, d_v)."""
+    return rearrange(ref.softmax_attention(q, k, v, causal, alibi), "b h t e -> b t (h e)")
+
+
+@mutant(SOFTMAX)
+def squeezes_singletons(q, k, v, causal=False, alibi=False):
+    """Calls .squeeze() on the result: wrong shape when B, H or T is 1."""
+    return ref.softmax_attention(q, k, v, causal, alibi).squeeze()
+
+
+@mutant(SOFTMAX)
+def unchecked_attention_inputs(q, k, v, causal=False, alibi=False):
+    """No input checks: mismatched shapes fail deep inside einsum, integers pass."""
+    scores = einsum(q, k, "b h t d, b h s d -> b h t s") / math.sqrt(q.shape[-1])
+    if causal:
+        scores = scores.masked_fill(~ref.causal_mask(q.shape[2], q.device), float("-inf"))
+    return einsum(scores.softmax(-1), v, "b h t s, b h s e -> b h t e")
+
+
+# --- quadratic attention -----------------------------------------------------------------
+
+def _chunked(q, k, v, *, chunk=4, carry=True, drop_last=False, detach_state=False):
+    B, H, T, d = check_qkv(q, k, v)
+    state = q.new_zeros(B, H, d * d, v.shape[-1])
+    out = q.new_zeros(B, H, T, v.shape[-1])
+    end = T - T % chunk if drop_last else T
+    for start in range(0, end, chunk):
+        qc, kc, vc = (t[:, :, start:start + chunk] for t in (q, k, v))
+        scores = einsum(qc, kc, "b h t d, b h s d -> b h t s") ** 2
+        scores = scores * ref.causal_mask(qc.shape[2], q.device)
+        out[:, :, start:start + chunk] = (
+            einsum(scores, vc, "b h t s, b h s e -> b h t e")
+            + einsum(feature_map(qc), state, "b h t f, b h f e -> b h t e")) / d
+        update = einsum(feature_map(kc), vc, "b h s f, b h s e -> b h f e")
+        state = (state if carry else 0) + (update.detach() if detach_state else update)
+    return out
+
+
+@mutant(QUAD)
+def chunk_state_not_carried(q, k, v):
+    """The prefix state restarts at every chunk: tokens only see their own chunk."""
+    return _chunked(q, k, v, carry=False)
+
+
+@mutant(QUAD)
+def last_partial_chunk_dropped(q, k, v):
+    """Loops over T // C full chunks: the last T % C positions stay zero."""
+    return _chunked(q, k, v, drop_last=True)
+
+
+@mutant(QUAD)
+def chunk_state_detached(q, k, v):
+    """The carried state is detached: no gradient flows to earlier chunks' k and v."""
+    return _chunked(q, k, v, detach_state=True)
+
+
+def _quadratic(q, k, v, *, power=2, scale=True, diagonal=0):
+    B, H, T, d = check_qkv(q, k, v)
+    s = einsum(q, k, "b h t d, b h s d -> b h t s")
+    s = (s**2 if power == 2 else s.abs()) / (d if scale else 1)
+    s = s * torch.ones(T, T, dtype=torch.bool, device=q.device).tril(diagonal)
+    return einsum(s, v, "b h t s, b h s e -> b h t e")
+
+
+@mutant(QUAD)
+def quad_causal_sees_next_token(q, k, v):
+    """Off-by-one causal diagonal: position t also sums over s = t + 1."""
+    return _quadratic(q, k, v, diagonal=1)
+
+
+@mutant(QUAD)
+def quad_excludes_self(q, k, v):
+    """Off-by-one the other way: s < t, the diagonal term is dropped."""
+    return _quadratic(q, k, v, diagonal=-1)
+
+
+@mutant(QUAD)
+def quad_missing_scale(q, k, v):
+    """Scores (q·k)² without the 1/d."""
+    return _quadratic(q, k, v, scale=False)
+
+
+@mutant(QUAD)
+def quad_abs_not_square(q, k, v):
+    """|q·k| instead of (q·k)²."""
+    return _quadratic(q, k, v, power=1)
+
+
+@mutant(QUAD)
+def quad_squeezes_singletons(q, k, v):
+    """Calls .squeeze() on the result: wrong shape when B, H or T is 1."""
+    return ref.quadratic_attention(q, k, v).squeeze()
+
+
+@mutant(QUAD)
+def quad_unchecked_inputs(q, k, v):
+    """No input checks."""
+    s = einsum(q, k, "b h t d, b h s d -> b h t s") ** 2 / q.shape[-1]
+    return einsum(s * ref.causal_mask(q.shape[2], q.device), v, "b h t s, b h s e -> b h t e")
