@@ -96,3 +96,12 @@ def check_qkv(q, k, v) -> tuple[int, int, int, int]:
         if t.device != q.device:
             raise ValueError(f"{name} must be on q's device ({q.device}), got {t.device}")
     return tuple(q.shape)
+
+
+def check_rope_input(x, interleaved) -> tuple[int, int, int, int]:
+    """x: (B, H, T, d) with d even; interleaved: bool."""
+    check_tensor(x, "x")
+    if x.ndim != 4 or x.shape[-1] % 2:
+        raise ValueError(f"x must have shape (B, H, T, d) with d even, got shape {tuple(x.shape)}")
+    check_flag(interleaved, "interleaved")
+    return tuple(x.shape)

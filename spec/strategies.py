@@ -314,3 +314,56 @@ def bad_attention_inputs(with_flags: bool):
         cases += [BadInput("causal is an int", (q, q, q, 1, False), TypeError, ("causal",)),
                   BadInput("alibi is None", (q, q, q, False, None), TypeError, ("alibi",))]
     return st.sampled_from(cases)
+
+
+# --- positional encodings ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RopeCase:
+    """x: (B, H, T, d) with d even, from ``case.x()``; ``case.interleaved`` names the pairing."""
+
+    B: int
+    H: int
+    T: int
+    d: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    interleaved: bool = False
+
+    @property
+    def device(self) -> str:
+        return DEVICE["name"]
+
+    def x(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed)
+        return make_4d((self.B, self.H, self.T, self.d), self.dtype, self.layout, g, self.device)
+
+    def upstream(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed + 1)
+        return torch.randn(self.B, self.H, self.T, self.d, generator=g,
+                           dtype=torch.float64).to(self.device)
+
+    def __repr__(self) -> str:
+        return (f"RopeCase(B={self.B}, H={self.H}, T={self.T}, d={self.d}, "
+                f"dtype=torch.{_dtype_name(self.dtype)}, layout={self.layout!r}, "
+                f"seed={self.seed}, interleaved={self.interleaved})")
+
+
+@st.composite
+def rope_cases(draw, *, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2, min_T=1,
+               max_T=12, max_half_d=5):
+    return RopeCase(B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, 3)),
+                    T=draw(st.integers(min_T, max_T)), d=2 * draw(st.integers(1, max_half_d)),
+                    dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                    seed=draw(st.integers(0, 2**31 - 1)), interleaved=draw(st.booleans()))
+
+
+def bad_rope_inputs():
+    x = torch.randn(1, 2, 3, 4)
+    return st.sampled_from([
+        BadInput("x has ndim 3", (x[0], False), ValueError, ("x", "(B, H, T, d)")),
+        BadInput("d is odd", (x[..., :3], False), ValueError, ("x", "d even")),
+        BadInput("x is int64", (x.long(), False), TypeError, ("x",)),
+        BadInput("interleaved is an int", (x, 1), TypeError, ("interleaved",)),
+    ])

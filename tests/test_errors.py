@@ -5,7 +5,12 @@ import os
 import pytest
 
 from mixology import registry
-from spec.strategies import bad_attention_inputs, bad_mix_inputs, bad_mixer_inputs
+from spec.strategies import (
+    bad_attention_inputs,
+    bad_mix_inputs,
+    bad_mixer_inputs,
+    bad_rope_inputs,
+)
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 CASES = [("token_mix", c) for c in bad_mix_inputs("x").elements]
@@ -13,6 +18,7 @@ CASES += [("token_unmix", c) for c in bad_mix_inputs("y").elements]
 CASES += [("token_mixer", c) for c in bad_mixer_inputs().elements]
 CASES += [("softmax_attention", c) for c in bad_attention_inputs(True).elements]
 CASES += [("quadratic_attention", c) for c in bad_attention_inputs(False).elements]
+CASES += [("rope", c) for c in bad_rope_inputs().elements]
 
 
 def _error(fn, args):

@@ -1,0 +1,12 @@
+"""``torch.compile`` of the positional-encoding references."""
+
+from __future__ import annotations
+
+from mixology.ops.positional import reference
+from mixology.ops.token_mix.compiled import compile_reference
+from mixology.validate import check_rope_input
+
+
+def rope(x, interleaved=False):
+    check_rope_input(x, interleaved)
+    return compile_reference(reference.rope)(x, interleaved)
