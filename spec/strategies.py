@@ -80,8 +80,25 @@ def make_tensor(shape, dtype, layout: str, gen: torch.Generator, device="cpu") -
     raise ValueError(f"unknown layout {layout!r}")
 
 
+class _Drawn:
+    """What every drawn case shares: the device under test and seeded generators."""
+
+    seed: int
+
+    @property
+    def device(self) -> str:
+        return DEVICE["name"]
+
+    def gen(self, salt: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1000003 + salt)
+
+    def randn(self, *shape: int, salt: int) -> torch.Tensor:
+        """Float64 N(0, 1) values on the device (an upstream gradient, say)."""
+        return torch.randn(*shape, generator=self.gen(salt), dtype=torch.float64).to(self.device)
+
+
 @dataclass(frozen=True)
-class MixCase:
+class MixCase(_Drawn):
     """One drawn input: ``x = case.x()`` of shape (B, T, D) and ``case.num_heads``."""
 
     B: int
@@ -94,15 +111,8 @@ class MixCase:
     specials: tuple[tuple[int, float], ...] = ()  # (flat index, value) written into x
 
     @property
-    def device(self) -> str:
-        return DEVICE["name"]
-
-    @property
     def head_dim(self) -> int:
         return self.D // self.num_heads
-
-    def gen(self, salt: int = 0) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1000003 + salt)
 
     def x(self) -> torch.Tensor:
         x = make_tensor((self.B, self.T, self.D), self.dtype, self.layout, self.gen(), self.device)
@@ -242,7 +252,7 @@ def make_4d(shape, dtype, layout: str, gen: torch.Generator, device="cpu") -> to
 
 
 @dataclass(frozen=True)
-class AttnCase:
+class AttnCase(_Drawn):
     """q, k: (B, H, T, d) and v: (B, H, T, dv) from ``case.qkv()``; flags for softmax attention."""
 
     B: int
@@ -256,21 +266,15 @@ class AttnCase:
     causal: bool = False
     alibi: bool = False
 
-    @property
-    def device(self) -> str:
-        return DEVICE["name"]
-
     def qkv(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(self.seed)
+        g = self.gen()
         return (make_4d((self.B, self.H, self.T, self.d), self.dtype, self.layout, g, self.device),
                 make_4d((self.B, self.H, self.T, self.d), self.dtype, self.layout, g, self.device),
                 make_4d((self.B, self.H, self.T, self.dv), self.dtype, self.layout, g,
                         self.device))
 
     def upstream(self) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed + 1)
-        return torch.randn(self.B, self.H, self.T, self.dv, generator=g,
-                           dtype=torch.float64).to(self.device)
+        return self.randn(self.B, self.H, self.T, self.dv, salt=1)
 
     def __repr__(self) -> str:
         return (f"AttnCase(B={self.B}, H={self.H}, T={self.T}, d={self.d}, dv={self.dv}, "
@@ -319,7 +323,7 @@ def bad_attention_inputs(with_flags: bool):
 # --- positional encodings ----------------------------------------------------------------
 
 @dataclass(frozen=True)
-class RopeCase:
+class RopeCase(_Drawn):
     """x: (B, H, T, d) with d even, from ``case.x()``; ``case.interleaved`` names the pairing."""
 
     B: int
@@ -331,18 +335,12 @@ class RopeCase:
     seed: int = 0
     interleaved: bool = False
 
-    @property
-    def device(self) -> str:
-        return DEVICE["name"]
-
     def x(self) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed)
-        return make_4d((self.B, self.H, self.T, self.d), self.dtype, self.layout, g, self.device)
+        return make_4d((self.B, self.H, self.T, self.d), self.dtype, self.layout, self.gen(),
+                       self.device)
 
     def upstream(self) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed + 1)
-        return torch.randn(self.B, self.H, self.T, self.d, generator=g,
-                           dtype=torch.float64).to(self.device)
+        return self.randn(self.B, self.H, self.T, self.d, salt=1)
 
     def __repr__(self) -> str:
         return (f"RopeCase(B={self.B}, H={self.H}, T={self.T}, d={self.d}, "
