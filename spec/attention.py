@@ -135,14 +135,15 @@ def quad_shape_dtype_device(impl, case):
 def quad_matches_quadratic_form(impl, case):
     """Equals the O(T²) einops form within the tolerance policy: T below, at, across and not
     divisible by the chunk size, and T == 1 (the linear form is the same function)."""
-    assert_matches_reference(impl, ref.quadratic_attention, case.qkv(), (), upstream=None)
+    assert_matches_reference(impl, ref.quadratic_attention, case.qkv(), (), upstream=None,
+                             term_scaled=True)
 
 
 @prop(QUAD, attn_cases(**QUAD_CASES), cost=2)
 def quad_gradients_match_reference(impl, case):
     """Gradients of q, k and v within the tolerance policy."""
     assert_matches_reference(impl, ref.quadratic_attention, case.qkv(), ("dq", "dk", "dv"),
-                             upstream=case.upstream())
+                             upstream=case.upstream(), term_scaled=True)
 
 
 @prop(QUAD, attn_gradcheck_cases(causal=True, alibi=False), cost=3)
@@ -172,7 +173,7 @@ def quad_homogeneous_in_q(impl, case):
 def quad_edge_shapes(impl, case):
     """B == 0 and T == 1 work, forward and backward, within the tolerance policy."""
     assert_matches_reference(impl, ref.quadratic_attention, case.qkv(), ("dq", "dk", "dv"),
-                             upstream=case.upstream())
+                             upstream=case.upstream(), term_scaled=True)
 
 
 @prop(QUAD, bad_attention_inputs(with_flags=False))

@@ -46,3 +46,11 @@ def test_assert_close_reports_every_tensor():
 def test_empty_tensors_compare_equal():
     e = torch.empty(0, 3, dtype=torch.float64)
     assert tol.verdict("y", e.float(), e.float(), e, torch.float32).ok
+
+
+def test_term_scaled_floor_uses_the_magnitude_of_the_summed_terms():
+    """A different summation algorithm is allowed one eps at the scale of |terms|, not |result|."""
+    truth = torch.tensor([1e-3], dtype=torch.float64)  # a small result of large, cancelling terms
+    impl = truth + 50 * tol.eps(torch.float64)
+    assert not tol.verdict("y", impl, truth, truth, torch.float64).ok
+    assert tol.verdict("y", impl, truth, truth, torch.float64, scale=100.0).ok
