@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mixology.compiling import compile_reference
 from mixology.ops.attention import reference
-from mixology.ops.token_mix.compiled import compile_reference
 from mixology.validate import check_flag, check_qkv
 
 

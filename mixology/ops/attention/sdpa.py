@@ -17,4 +17,4 @@ def softmax_attention(q, k, v, causal: bool = False, alibi: bool = False):
     bias = alibi_bias(H, T, causal, dtype=q.dtype, device=q.device)
     if causal:
         bias = bias.masked_fill(~causal_mask(T, q.device), float("-inf"))
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)

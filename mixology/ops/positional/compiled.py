@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mixology.compiling import compile_reference
 from mixology.ops.positional import reference
-from mixology.ops.token_mix.compiled import compile_reference
 from mixology.validate import check_rope_input
 
 

@@ -1,36 +1,10 @@
-"""``torch.compile`` of the einops reference (inductor; C++ on CPU, Triton on CUDA).
-
-Inputs are checked eagerly, outside the compiled region, so bad input raises the same
-error as every other implementation. ``fail_on_recompile_limit_hit`` makes a shape sweep
-that exhausts dynamo's recompile budget fail loudly instead of silently running eager code
-(which would let the spec test the reference twice and call it "compiled").
-"""
+"""``torch.compile`` of the token-mixing references (see mixology.compiling)."""
 
 from __future__ import annotations
 
-import functools
-
+from mixology.compiling import compile_reference
 from mixology.ops.token_mix import reference
 from mixology.validate import check_mix_input, check_mixer_input
-
-
-@functools.cache
-def compile_reference(fn):
-    """torch.compile(fn) with the dynamo settings above, once per function."""
-    import torch._dynamo
-
-    # dynamic=True: one graph serves all sizes; dtype, strides, requires_grad and dynamo's
-    # 0/1-size specializations still recompile (about 0.3 s each on CPU), hence the budget.
-    torch._dynamo.config.fail_on_recompile_limit_hit = True
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 512)
-    # Buffer donation would make compiled backward graphs refuse retain_graph=True, which
-    # gradcheck needs; it saves memory, not time.
-    import torch._functorch.config
-
-    torch._functorch.config.donated_buffer = False
-    torch._dynamo.config.accumulated_recompile_limit = max(
-        torch._dynamo.config.accumulated_recompile_limit, 4096)
-    return torch.compile(fn, dynamic=True)
 
 
 def _compiled(name: str):
