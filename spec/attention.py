@@ -152,6 +152,16 @@ def quad_gradcheck_float64(impl, case):
     torch.autograd.gradcheck(impl, tuple(leaf(t) for t in case.qkv()))
 
 
+@prop(QUAD, attn_cases(causal=True, alibi=False, min_B=1, min_T=15, max_T=40, max_H=2,
+                       min_d=2), cost=2)
+def quad_matches_across_chunks(impl, case):
+    """Forward and gradients within the tolerance policy for T = 15..40: across one or two
+    chunk boundaries of the Triton kernels (chunks of 16), d >= 2 so the state has rows
+    (i, j) beyond the first."""
+    assert_matches_reference(impl, ref.quadratic_attention, case.qkv(), ("dq", "dk", "dv"),
+                             upstream=case.upstream(), term_scaled=True)
+
+
 @prop(QUAD, attn_cases(causal=True, alibi=False, max_T=14, dtypes=(torch.float32,
                                                                     torch.float64)))
 def quad_causality_exact(impl, case):

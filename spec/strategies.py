@@ -284,11 +284,11 @@ class AttnCase(_Drawn):
 
 @st.composite
 def attn_cases(draw, *, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2, min_T=1,
-               max_T=12, max_H=3, max_d=6, causal=None, alibi=None):
+               max_T=12, max_H=3, min_d=1, max_d=6, causal=None, alibi=None):
     """Shapes, dtypes, layouts and (for softmax attention) the causal/ALiBi flags."""
     return AttnCase(
         B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, max_H)),
-        T=draw(st.integers(min_T, max_T)), d=draw(st.integers(1, max_d)),
+        T=draw(st.integers(min_T, max_T)), d=draw(st.integers(min_d, max_d)),
         dv=draw(st.integers(1, max_d)), dtype=draw(st.sampled_from(dtypes)),
         layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
         causal=draw(st.booleans()) if causal is None else causal,

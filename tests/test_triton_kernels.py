@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 
 triton = pytest.importorskip("triton")
 tl = triton.language
-from mixology.ops.token_mix.triton_index import cast_out  # noqa: E402
+from mixology.triton_utils import cast_out  # noqa: E402
 
 
 @triton.jit
@@ -88,7 +88,7 @@ def test_backward_programs_loop_over_many_tiles():
 
 
 def test_cpu_without_interpreter_is_a_clear_error(monkeypatch):
-    from mixology.ops.token_mix.triton_index import check_runnable
+    from mixology.triton_utils import check_runnable
 
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
@@ -97,7 +97,7 @@ def test_cpu_without_interpreter_is_a_clear_error(monkeypatch):
 
 def test_bf16_output_rounding_is_round_to_nearest_even():
     """cast_out matches torch's float32 -> bfloat16 (RNE) bit for bit, NaN/Inf/ties included."""
-    from mixology.ops.token_mix.triton_index import emulate_bf16_rne
+    from mixology.triton_utils import emulate_bf16_rne
 
     ties = torch.tensor([1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 2**-8 * 3], dtype=torch.float32)
     x = torch.cat([torch.randn(4000) * 100, ties,
@@ -109,3 +109,63 @@ def test_bf16_output_rounding_is_round_to_nearest_even():
     nan = torch.isnan(want)
     assert torch.equal(torch.isnan(y), nan)
     assert_bitwise_equal(y[~nan], want[~nan], "bf16 rounding")
+
+
+# --- quadratic attention (linear form) ---------------------------------------------------
+
+# d_head 16/32/64 as in the perf sweep, several chunks of 16 with a partial last one; the
+# state split over i-blocks (d = 32, 64) and over d_v blocks (d_v = 70 > 64).
+QUAD_SHAPES = [(1, 2, 50, 16, 16), (2, 1, 40, 32, 20), (1, 1, 35, 64, 16), (1, 1, 19, 8, 70)]
+
+
+@pytest.mark.parametrize(("B", "H", "T", "d", "dv"), QUAD_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_quadratic_kernels_at_head_sizes(B, H, T, d, dv, dtype):
+    from mixology.ops.attention import reference
+    from mixology.ops.attention.triton_quadratic import quadratic_attention
+    from spec.numerics import assert_matches_reference
+
+    g = torch.Generator().manual_seed(T * d + dv)
+    q, k, v = (torch.randn(B, H, T, n, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
+               for n in (d, d, dv))
+    upstream = torch.randn(B, H, T, dv, generator=g, dtype=torch.float64).to(DEVICE)
+    assert_matches_reference(quadratic_attention, reference.quadratic_attention, (q, k, v),
+                             ("dq", "dk", "dv"), upstream=upstream, term_scaled=True)
+
+
+def test_quadratic_blocks_split_the_state():
+    """The shapes above do exercise partial sums over i-blocks and over d_v blocks."""
+    from mixology.ops.attention.triton_quadratic import blocks
+
+    splits = {(d, dv): (-(-d // blocks(d, dv)[1]), -(-dv // blocks(d, dv)[2]))
+              for *_, d, dv in QUAD_SHAPES}
+    assert max(n_i for n_i, _ in splits.values()) > 1, splits
+    assert max(n_e for _, n_e in splits.values()) > 1, splits
+
+
+def test_quadratic_gradcheck_across_a_chunk():
+    """gradcheck in float64 with T over one chunk of 16 and the state split in two i-blocks
+    (the spec's gradcheck cases stay inside one chunk). fast_mode: random projections of
+    the Jacobian, not all 18 x 6 columns, to keep the interpreter run short."""
+    from mixology.ops.attention.triton_quadratic import quadratic_attention_split
+
+    g = torch.Generator().manual_seed(0)
+    qkv = [leaf(torch.randn(1, 1, 18, 2, generator=g, dtype=torch.float64).to(DEVICE))
+           for _ in range(3)]
+    torch.autograd.gradcheck(quadratic_attention_split, tuple(qkv), fast_mode=True)
+
+
+def test_quadratic_causality_across_a_chunk():
+    """∂y_t/∂(q, k, v)_s == 0 exactly for s > t, for every t of T = 20 (over one chunk of 16),
+    the state split in two i-blocks (the spec's causality cases stay under T = 15)."""
+    from mixology.ops.attention.triton_quadratic import quadratic_attention_split
+
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 2, 20, 3, generator=g).to(DEVICE) for _ in range(3))
+    for t in range(20):
+        leaves = [leaf(x) for x in (q, k, v)]
+        y = quadratic_attention_split(*leaves)
+        grads = torch.autograd.grad(y[:, :, t].sum(), leaves)
+        for name, grad in zip("qkv", grads, strict=True):
+            assert torch.count_nonzero(grad[:, :, t + 1:]) == 0, f"y_{t} depends on later {name}"
+            assert torch.count_nonzero(grad[:, :, t]) > 0, f"y_{t} ignores {name}_{t}"

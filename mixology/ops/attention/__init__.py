@@ -22,5 +22,10 @@ register("quadratic_attention", "chunked", f"{_P}.chunked:quadratic_attention",
          doc="linear time: φ(x)=x⊗x prefix state, chunks of 64")
 register("quadratic_attention", "chunked_c4", f"{_P}.chunked:quadratic_attention_chunk4",
          doc="the same, chunks of 4 (every small case crosses chunk boundaries)")
+register("quadratic_attention", "triton", f"{_P}.triton_quadratic:quadratic_attention",
+         needs="triton", doc="Triton kernels of the linear form, forward and backward")
+register("quadratic_attention", "triton_split",
+         f"{_P}.triton_quadratic:quadratic_attention_split", needs="triton",
+         doc="the same kernels, the state split one i-row per program")
 register("quadratic_attention", "compiled", f"{_P}.compiled:quadratic_attention",
          doc="torch.compile of the reference")

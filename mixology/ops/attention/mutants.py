@@ -171,3 +171,76 @@ def quad_unchecked_inputs(q, k, v):
     """No input checks."""
     s = einsum(q, k, "b h t d, b h s d -> b h t s") ** 2 / q.shape[-1]
     return einsum(s * ref.causal_mask(q.shape[2], q.device), v, "b h t s, b h s e -> b h t e")
+
+
+# The Triton kernels of the linear form, launched the wrong way (the kernels themselves are
+# the real ones; see triton_quadratic.py). Each bug is in one direction; the other is right.
+
+def _launch_split(kernel, inputs, outputs):
+    from mixology.ops.attention import triton_quadratic as tq
+
+    q, v = inputs[0], inputs[2]
+    if outputs[0].numel():  # the state split into two i-blocks
+        tq._launch(kernel, inputs, outputs, tq.halves(q.shape[-1], v.shape[-1]))
+
+
+def _split_partials(q, v, cols, per_e=True):
+    from mixology.ops.attention import triton_quadratic as tq
+
+    n_i, n_e = tq.n_blocks(q.shape[-1], v.shape[-1], tq.halves(q.shape[-1], v.shape[-1]))
+    return tq._partials(q, v, n_i * n_e if per_e else n_i, cols)
+
+
+class _TritonMutant(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, bug):
+        from mixology.ops.attention import triton_quadratic as tq
+
+        ctx.save_for_backward(q, k, v)
+        ctx.bug = bug
+        dv = v.shape[-1]
+        if bug == "last_chunk":  # the scan run on T rounded down to whole chunks
+            whole = q.shape[2] // tq.BLOCK_T * tq.BLOCK_T
+            out = torch.zeros(v.shape, dtype=v.dtype, device=v.device)
+            if whole:
+                out[:, :, :whole] = tq.forward(*(t[:, :, :whole] for t in (q, k, v)))
+            return out
+        parts = _split_partials(q, v, dv, per_e=False)
+        _launch_split(tq._fwd_kernel, (q, k, v), (parts,))
+        return tq._total(parts[:1] if bug == "out_blocks" else parts, q)
+
+    @staticmethod
+    def backward(ctx, g):
+        from mixology.ops.attention import triton_quadratic as tq
+
+        q, k, v = ctx.saved_tensors
+        d, dv = q.shape[-1], v.shape[-1]
+        dq, dk = _split_partials(q, v, d), _split_partials(q, v, d)
+        dvp = _split_partials(q, v, dv, per_e=False)
+        _launch_split(tq._bwd_dq_kernel, (q, k, v, g), (dq,))
+        _launch_split(tq._bwd_dkdv_kernel, (q, k, v, g), (dk, dvp))
+        dv_kept = dvp[:1] if ctx.bug == "dv_blocks" else dvp
+        return tq._total(dq, q), tq._total(dk, q), tq._total(dv_kept, q), None
+
+
+@mutant(QUAD, needs="triton")
+def triton_last_partial_chunk_dropped(q, k, v):
+    """The Triton forward run on T rounded down to whole chunks of 16: the tail stays zero."""
+    check_qkv(q, k, v)
+    return _TritonMutant.apply(q, k, v, "last_chunk")
+
+
+@mutant(QUAD, needs="triton")
+def triton_state_blocks_not_summed(q, k, v):
+    """The state split into two i-blocks, but only block 0's partial output is kept: the
+    state rows (i, j) of the second block are lost (seen once T > one chunk and d > 1)."""
+    check_qkv(q, k, v)
+    return _TritonMutant.apply(q, k, v, "out_blocks")
+
+
+@mutant(QUAD, needs="triton")
+def triton_dv_blocks_not_summed(q, k, v):
+    """Right forward; the backward keeps only i-block 0's partial dv, so dv misses the later
+    chunks' state rows of the second i-block."""
+    check_qkv(q, k, v)
+    return _TritonMutant.apply(q, k, v, "dv_blocks")

@@ -122,8 +122,8 @@ def triton_grid_floor(x, num_heads):
     """Triton permutation launched with grid n_rows // BLOCK_ROWS: the last block never written."""
     import triton
 
-    from mixology.ops.token_mix.triton_index import acc_dtype
     from mixology.ops.token_mix.triton_permute import _permute_kernel
+    from mixology.triton_utils import acc_dtype
 
     B, T, D, d = check_mix_input(x, num_heads)
     out = torch.zeros_like(x, memory_format=torch.contiguous_format)

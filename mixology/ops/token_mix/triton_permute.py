@@ -10,13 +10,8 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.ops.token_mix.triton_index import (
-    acc_dtype,
-    cast_out,
-    check_runnable,
-    emulate_bf16_rne,
-    source_offsets,
-)
+from mixology.ops.token_mix.triton_index import source_offsets
+from mixology.triton_utils import acc_dtype, cast_out, check_runnable, emulate_bf16_rne
 from mixology.validate import check_mix_input
 
 
