@@ -22,12 +22,14 @@ def forward_backward(fn: Callable, tensors: Sequence[torch.Tensor], upstream: to
 
 def assert_matches_reference(impl: Callable, ref: Callable, tensors: Sequence[torch.Tensor],
                              names: Sequence[str], *, upstream: torch.Tensor | None,
-                             term_scaled: bool = False) -> None:
+                             term_scaled: bool | Callable = False) -> None:
     """``impl(*tensors)`` (and its gradients, given an upstream gradient in float64) within the
     tolerance policy of ``ref`` run in the same dtype, against ``ref`` in float64.
 
-    ``term_scaled``: impl is a different algorithm; its floor is set at the magnitude of the
-    summed terms (``ref`` in float64 on |tensors| and |upstream|), see mixology.tolerance."""
+    ``term_scaled``: the floor is set at the magnitude of the summed terms, see
+    mixology.tolerance: True takes ``ref`` in float64 on |tensors| and |upstream| (the
+    componentwise bound of a polynomial with positive coefficients); a callable
+    ``terms(tensors64, upstream) -> [y, *grads]`` gives those magnitudes itself."""
     dtype = tensors[0].dtype
     got = forward_backward(impl, tensors, upstream)
     low = forward_backward(ref, tensors, upstream)
@@ -40,9 +42,12 @@ def assert_matches_reference(impl: Callable, ref: Callable, tensors: Sequence[to
         f32 = forward_backward(ref, [t.float() for t in tensors], upstream)
         ref_err_f64 = {n: float64_ref_err(a, t) for n, a, t in zip(names, f32, f64, strict=True)}
     term_scales = None
-    if term_scaled:
+    if callable(term_scaled):
+        mags = term_scaled([t.double() for t in tensors], upstream)
+    elif term_scaled:
         mags = forward_backward(ref, [t.double().abs() for t in tensors],
                                 None if upstream is None else upstream.abs())
+    if term_scaled:
         term_scales = {n: scale_of(m) for n, m in zip(names, mags, strict=True)}
     assert_close({n: (a, r, t) for n, a, r, t in zip(names, got, low, f64, strict=True)}, dtype,
                  ref_err_f64, term_scales)

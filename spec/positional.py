@@ -8,7 +8,15 @@ from mixology.ops.positional import reference as ref
 from spec import prop
 from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from spec.numerics import assert_matches_reference
-from spec.strategies import ATTN_LAYOUTS, bad_rope_inputs, rope_cases
+from spec.strategies import (
+    ATTN_LAYOUTS,
+    bad_alibi_inputs,
+    bad_rope_inputs,
+    bad_sinusoidal_inputs,
+    mix_cases,
+    rope_cases,
+    scores_cases,
+)
 
 ROPE = "rope"
 EPS64 = torch.finfo(torch.float64).eps
@@ -97,3 +105,157 @@ def rope_conventions_are_one_rotation(impl, case):
 def rope_bad_input_raises(impl, case):
     """Wrong ndim, odd d, integer dtype, a non-bool flag: ValueError/TypeError naming it."""
     expect_rejected(impl, case, ref.rope)
+
+
+# --- ALiBi: impl(scores, causal) ---------------------------------------------------------
+
+ALIBI = "alibi"
+
+
+def _alibi(impl, case):
+    return lambda s: impl(s, case.causal)
+
+
+@prop(ALIBI, scores_cases())
+def alibi_shape_dtype_device(impl, case):
+    """Output has the scores' shape, dtype and device."""
+    s = case.scores()
+    y = impl(s, case.causal)
+    assert (y.shape, y.dtype, y.device) == (s.shape, s.dtype, s.device), (
+        f"got {tuple(y.shape)} {y.dtype}, expected {tuple(s.shape)} {s.dtype}")
+
+
+@prop(ALIBI, scores_cases(), cost=2)
+def alibi_matches_reference(impl, case):
+    """Forward and the scores' gradient within the tolerance policy (all dtypes, layouts)."""
+    assert_matches_reference(_alibi(impl, case), _alibi(ref.alibi, case), (case.scores(),),
+                             ("dscores",), upstream=case.upstream())
+
+
+@prop(ALIBI, scores_cases(dtypes=(torch.float64,), min_B=1, max_B=1, max_H=3, max_T=4,
+                          layouts=("contiguous", "strided")), cost=3)
+def alibi_gradcheck_float64(impl, case):
+    """torch.autograd.gradcheck in float64."""
+    torch.autograd.gradcheck(_alibi(impl, case), (leaf(case.scores()),))
+
+
+@prop(ALIBI, scores_cases(dtypes=(torch.float64,), min_B=1, min_T=2), exact=True)
+def alibi_linear_in_distance(impl, case):
+    """On zero scores (float64) the bias is exactly -m_h·(t - s) (|t - s| when not causal):
+    linear in the distance, bias[h, t, s] == (t - s)·bias[h, 1, 0] bit for bit (one rounding
+    of the same product), and 0 on the diagonal."""
+    zeros = torch.zeros(case.B, case.H, case.T, case.T, dtype=torch.float64, device=case.device)
+    bias = impl(zeros, case.causal)[0]
+    pos = torch.arange(case.T, dtype=torch.float64, device=case.device)
+    dist = pos[:, None] - pos[None, :]
+    dist = dist if case.causal else dist.abs()
+    slope = -bias[:, 1, 0]  # m_h, from the first off-diagonal
+    want = 0.0 - slope[:, None, None] * dist  # zero scores + bias: +0.0 on the diagonal
+    assert_bitwise_equal(bias, want, "bias vs -m_h·distance")
+
+
+@prop(ALIBI, scores_cases(dtypes=(torch.float64,), min_B=1, min_T=2, max_H=16))
+def alibi_standard_slopes(impl, case):
+    """The head slopes m_h are the standard ones (Press et al.): for H a power of two,
+    m_h = 2^(-8(h+1)/H); otherwise the n = 2^⌊log2 H⌋ slopes of H = n, then every other slope
+    of H = 2n, 2^(-4(2h+1)/n). Compared to 1 ulp (pow vs exp2 may round apart)."""
+    zeros = torch.zeros(1, case.H, case.T, case.T, dtype=torch.float64, device=case.device)
+    slopes = -impl(zeros, case.causal)[0, :, 1, 0].cpu()
+    n = 1 << (case.H.bit_length() - 1)
+    want = [2.0 ** (-8 * (h + 1) / n) for h in range(n)]
+    want += [2.0 ** (-4 * (2 * h + 1) / n) for h in range(case.H - n)]
+    want = torch.tensor(want, dtype=torch.float64)
+    assert ((slopes - want).abs() <= EPS64 * want).all(), f"slopes {slopes.tolist()} != {want.tolist()}"
+
+
+@prop(ALIBI, scores_cases(dtypes=(torch.float64, torch.float32), min_B=1))
+def alibi_causal_agrees_below_diagonal(impl, case):
+    """Causal and bidirectional ALiBi agree exactly where causal attention looks (s <= t),
+    and the bidirectional bias is symmetric: bias[t, s] == bias[s, t]."""
+    s = case.scores()
+    zeros = torch.zeros_like(s)
+    tril = torch.ones(case.T, case.T, dtype=torch.bool, device=case.device).tril()
+    a, b = impl(s, True), impl(s, False)
+    assert_bitwise_equal(a[..., tril], b[..., tril], "causal vs bidirectional at s <= t")
+    bias = impl(zeros, False)
+    assert_bitwise_equal(bias, bias.transpose(-1, -2), "bidirectional bias vs its transpose")
+
+
+@prop(ALIBI, bad_alibi_inputs())
+def alibi_bad_input_raises(impl, case):
+    """Wrong ndim, non-square scores, integer dtype, a non-bool flag: ValueError/TypeError."""
+    expect_rejected(impl, case, ref.alibi)
+
+
+# --- sinusoidal: impl(x) -----------------------------------------------------------------
+
+SIN = "sinusoidal"
+SIN_CASES = dict(num_heads=2)  # D = 2·d: even
+
+
+@prop(SIN, mix_cases(**SIN_CASES))
+def sinusoidal_shape_dtype_device(impl, case):
+    """Output has x's shape, dtype and device."""
+    x = case.x()
+    y = impl(x)
+    assert (y.shape, y.dtype, y.device) == (x.shape, x.dtype, x.device), (
+        f"got {tuple(y.shape)} {y.dtype}, expected {tuple(x.shape)} {x.dtype}")
+
+
+@prop(SIN, mix_cases(**SIN_CASES), cost=2)
+def sinusoidal_matches_reference(impl, case):
+    """Forward and the gradient of x within the tolerance policy (all dtypes, layouts)."""
+    assert_matches_reference(impl, ref.sinusoidal, (case.x(),), ("dx",),
+                             upstream=case.randn(case.B, case.T, case.D, salt=1))
+
+
+@prop(SIN, mix_cases(dtypes=(torch.float64,), min_B=1, max_B=1, max_T=4, max_head_dim=2,
+                     layouts=("contiguous", "transposed"), **SIN_CASES), cost=3)
+def sinusoidal_gradcheck_float64(impl, case):
+    """torch.autograd.gradcheck in float64."""
+    torch.autograd.gradcheck(impl, (leaf(case.x()),))
+
+
+def _encoding(impl, case, dtype=torch.float64):
+    """PE itself: impl on zeros, (T, D)."""
+    return impl(torch.zeros(1, case.T, case.D, dtype=dtype, device=case.device))[0]
+
+
+@prop(SIN, mix_cases(dtypes=(torch.float64,), **SIN_CASES), exact=True)
+def sinusoidal_position_zero(impl, case):
+    """PE[0] is (sin 0, cos 0, ...) = (0, 1, 0, 1, ...) exactly: sin on even features,
+    cos on odd."""
+    pe0 = _encoding(impl, case)[0]
+    want = torch.tensor([0.0, 1.0], dtype=torch.float64, device=case.device).repeat(case.D // 2)
+    assert_bitwise_equal(pe0, want, "PE[0]")
+
+
+@prop(SIN, mix_cases(dtypes=(torch.float64,), min_T=2, max_T=40, **SIN_CASES))
+def sinusoidal_shift_is_a_rotation(impl, case):
+    """PE[t + k] is PE[t] rotated pair by pair by the angle k·ω_f (ω_f = 10000^(-2f/D)): a
+    linear map that depends on the offset k only. Float64, tolerance 8·t·eps (the angle's
+    rounding grows with t)."""
+    pe = _encoding(impl, case)
+    T, D = case.T, case.D
+    w = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64, device=case.device) / D)
+    s, c = pe[:, 0::2], pe[:, 1::2]  # sin(tω), cos(tω)
+    for k in (1, T - 1):
+        ck, sk = (k * w).cos(), (k * w).sin()
+        s_next, c_next = s[:-k] * ck + c[:-k] * sk, c[:-k] * ck - s[:-k] * sk
+        err = torch.maximum((s_next - s[k:]).abs(), (c_next - c[k:]).abs()).max()
+        assert err <= 8 * T * EPS64, f"PE[t + {k}] is not PE[t] rotated by {k}·ω: {err:.3e}"
+
+
+@prop(SIN, mix_cases(dtypes=(torch.float64, torch.float32), min_T=1, **SIN_CASES))
+def sinusoidal_pairs_on_unit_circle(impl, case):
+    """Each (sin, cos) pair of PE has norm 1 (float64/float32: within 4 eps)."""
+    pe = _encoding(impl, case, case.dtype).double()
+    norms = pe[:, 0::2] ** 2 + pe[:, 1::2] ** 2
+    eps = torch.finfo(case.dtype).eps
+    assert ((norms - 1).abs() <= 4 * eps).all(), f"max |norm - 1| {(norms - 1).abs().max():.3e}"
+
+
+@prop(SIN, bad_sinusoidal_inputs())
+def sinusoidal_bad_input_raises(impl, case):
+    """Wrong ndim, odd D, non-float dtype, a non-tensor: ValueError/TypeError naming x."""
+    expect_rejected(impl, case, ref.sinusoidal)

@@ -365,3 +365,57 @@ def bad_rope_inputs():
         BadInput("x is int64", (x.long(), False), TypeError, ("x",)),
         BadInput("interleaved is an int", (x, 1), TypeError, ("interleaved",)),
     ])
+
+
+@dataclass(frozen=True)
+class ScoresCase(_Drawn):
+    """Attention scores (B, H, T, T) from ``case.scores()``, and the ALiBi ``causal`` flag."""
+
+    B: int
+    H: int
+    T: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    causal: bool = False
+
+    def scores(self) -> torch.Tensor:
+        return make_4d((self.B, self.H, self.T, self.T), self.dtype, self.layout, self.gen(),
+                       self.device)
+
+    def upstream(self) -> torch.Tensor:
+        return self.randn(self.B, self.H, self.T, self.T, salt=1)
+
+    def __repr__(self) -> str:
+        return (f"ScoresCase(B={self.B}, H={self.H}, T={self.T}, "
+                f"dtype=torch.{_dtype_name(self.dtype)}, layout={self.layout!r}, "
+                f"seed={self.seed}, causal={self.causal})")
+
+
+@st.composite
+def scores_cases(draw, *, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2, max_H=9,
+                 min_T=1, max_T=10):
+    return ScoresCase(B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, max_H)),
+                      T=draw(st.integers(min_T, max_T)), dtype=draw(st.sampled_from(dtypes)),
+                      layout=draw(st.sampled_from(layouts)),
+                      seed=draw(st.integers(0, 2**31 - 1)), causal=draw(st.booleans()))
+
+
+def bad_alibi_inputs():
+    s = torch.randn(1, 2, 3, 3)
+    return st.sampled_from([
+        BadInput("scores has ndim 3", (s[0], False), ValueError, ("scores", "(B, H, T, T)")),
+        BadInput("scores not square", (s[..., :2], False), ValueError, ("scores", "(B, H, T, T)")),
+        BadInput("scores is int64", (s.long(), False), TypeError, ("scores",)),
+        BadInput("causal is None", (s, None), TypeError, ("causal",)),
+    ])
+
+
+def bad_sinusoidal_inputs():
+    x = torch.randn(2, 3, 4)
+    return st.sampled_from([
+        BadInput("x has ndim 4", (x[None],), ValueError, ("x", "(B, T, D)")),
+        BadInput("D is odd", (x[..., :3],), ValueError, ("x", "D even")),
+        BadInput("x is bool", (x > 0,), TypeError, ("x",)),
+        BadInput("x is a list", ([1.0, 2.0],), TypeError, ("x",)),
+    ])

@@ -6,10 +6,12 @@ import pytest
 
 from mixology import registry
 from spec.strategies import (
+    bad_alibi_inputs,
     bad_attention_inputs,
     bad_mix_inputs,
     bad_mixer_inputs,
     bad_rope_inputs,
+    bad_sinusoidal_inputs,
 )
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
@@ -19,6 +21,8 @@ CASES += [("token_mixer", c) for c in bad_mixer_inputs().elements]
 CASES += [("softmax_attention", c) for c in bad_attention_inputs(True).elements]
 CASES += [("quadratic_attention", c) for c in bad_attention_inputs(False).elements]
 CASES += [("rope", c) for c in bad_rope_inputs().elements]
+CASES += [("alibi", c) for c in bad_alibi_inputs().elements]
+CASES += [("sinusoidal", c) for c in bad_sinusoidal_inputs().elements]
 
 
 def _error(fn, args):

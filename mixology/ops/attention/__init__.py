@@ -10,9 +10,8 @@ register_op("softmax_attention",
 register("softmax_attention", "reference", f"{_P}.reference:softmax_attention", doc="einops")
 register("softmax_attention", "sdpa", f"{_P}.sdpa:softmax_attention",
          doc="torch scaled_dot_product_attention")
-# Not registered yet: `compiled` (compiled.py) failed gradcheck's reentrancy check inside a
-# spec run (backward replayed twice gave different values) after graphs for other cases had
-# been compiled; the same case passes in isolation. Open: see the README.
+register("softmax_attention", "compiled", f"{_P}.compiled:softmax_attention",
+         doc="torch.compile of the reference")
 
 register_op("quadratic_attention", "(q, k: (B, H, T, d), v: (B, H, T, d_v)) -> (B, H, T, d_v)",
             "causal attention with scores (q·k)²/d and no softmax")

@@ -11,28 +11,8 @@ import math
 import torch
 from einops import einsum
 
+from mixology.ops.positional.reference import alibi_bias, alibi_slopes  # noqa: F401
 from mixology.validate import check_flag, check_qkv
-
-
-def alibi_slopes(num_heads: int) -> list[float]:
-    """ALiBi head slopes (Press et al. 2022): 2^(-8/n), 2^(-16/n), ... for n = num_heads a power
-    of two; otherwise those of the nearest lower power of two, then every other of the next."""
-
-    def geometric(n):
-        return [2.0 ** (-8.0 * (i + 1) / n) for i in range(n)]
-
-    n = 2 ** math.floor(math.log2(num_heads))
-    return geometric(n) + geometric(2 * n)[0::2][: num_heads - n]
-
-
-def alibi_bias(num_heads: int, seq_len: int, causal: bool, *, dtype=torch.float32,
-               device="cpu") -> torch.Tensor:
-    """(H, T, T): -slope_h * (i - j) causal (only j <= i is used), -slope_h * |i - j| otherwise."""
-    pos = torch.arange(seq_len, device=device, dtype=torch.float64)
-    dist = pos[:, None] - pos[None, :]
-    dist = dist if causal else dist.abs()
-    slopes = torch.tensor(alibi_slopes(num_heads), device=device, dtype=torch.float64)
-    return (-slopes[:, None, None] * dist).to(dtype)
 
 
 def causal_mask(T: int, device) -> torch.Tensor:

@@ -71,3 +71,170 @@ def rope_squeezes_singletons(x, interleaved=False):
 def rope_unchecked_inputs(x, interleaved=False):
     """No input checks: odd d silently drops a feature, integer tensors pass."""
     return _rope(x, bool(interleaved), checks=False)
+
+
+class _RopeBackwardForward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, interleaved):
+        from mixology.ops.positional.triton_rope import rotate
+
+        ctx.interleaved = interleaved
+        return rotate(x, interleaved, inverse=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        from mixology.ops.positional.triton_rope import rotate
+
+        return rotate(g, ctx.interleaved, inverse=False), None
+
+
+@mutant(ROPE, needs="triton")
+def triton_backward_not_inverted(x, interleaved=False):
+    """The fused kernel's backward rotates the gradient forward (+sin) instead of back."""
+    check_rope_input(x, interleaved)
+    return _RopeBackwardForward.apply(x, interleaved)
+
+
+# --- ALiBi -------------------------------------------------------------------------------
+
+ALIBI = "alibi"
+
+
+def _alibi(scores, causal, *, slopes=None, offset=0, sign=-1.0, signed_distance=False,
+           transpose=False):
+    from mixology.validate import check_alibi_input
+
+    B, H, T, _ = check_alibi_input(scores, causal)
+    pos = torch.arange(T, dtype=torch.float64, device=scores.device)
+    dist = pos[:, None] - pos[None, :] + offset
+    if transpose:
+        dist = dist.T
+    dist = dist if causal or signed_distance else dist.abs()
+    m = torch.tensor(slopes(H) if slopes else ref.alibi_slopes(H), dtype=torch.float64,
+                     device=scores.device)
+    return scores + (sign * m[:, None, None] * dist).to(scores.dtype)
+
+
+@mutant(ALIBI)
+def alibi_slopes_per_head_halving(scores, causal=False):
+    """Slopes 1/2, 1/4, ... per head (the H = 8 slopes for every H)."""
+    return _alibi(scores, causal, slopes=lambda H: [2.0 ** -(h + 1) for h in range(H)])
+
+
+@mutant(ALIBI)
+def alibi_slopes_reversed(scores, causal=False):
+    """The right slopes, assigned to the heads in reverse order."""
+    return _alibi(scores, causal, slopes=lambda H: ref.alibi_slopes(H)[::-1])
+
+
+@mutant(ALIBI)
+def alibi_non_power_of_two_geometric(scores, causal=False):
+    """For any H, the geometric 2^(-8h/H) (the standard rule only for powers of two)."""
+    return _alibi(scores, causal, slopes=lambda H: [2.0 ** (-8 * (h + 1) / H) for h in range(H)])
+
+
+@mutant(ALIBI)
+def alibi_distance_off_by_one(scores, causal=False):
+    """Distance t - s + 1: the diagonal gets a bias too."""
+    return _alibi(scores, causal, offset=1)
+
+
+@mutant(ALIBI)
+def alibi_positive_bias(scores, causal=False):
+    """+m·distance: attention favours far tokens."""
+    return _alibi(scores, causal, sign=1.0)
+
+
+@mutant(ALIBI)
+def alibi_signed_when_bidirectional(scores, causal=False):
+    """Bidirectional ALiBi with the signed distance t - s instead of |t - s|."""
+    return _alibi(scores, causal, signed_distance=True)
+
+
+@mutant(ALIBI)
+def alibi_transposed(scores, causal=False):
+    """Distance s - t: the bias is transposed (the causal part penalizes nothing it sees)."""
+    return _alibi(scores, causal, transpose=True)
+
+
+@mutant(ALIBI)
+def alibi_returns_bias(scores, causal=False):
+    """Returns the (H, T, T) bias alone instead of scores + bias."""
+    from mixology.validate import check_alibi_input
+
+    B, H, T, _ = check_alibi_input(scores, causal)
+    return ref.alibi_bias(H, T, causal, dtype=scores.dtype, device=scores.device)
+
+
+@mutant(ALIBI)
+def alibi_detached_scores(scores, causal=False):
+    """Adds the bias to scores.detach(): no gradient reaches the scores."""
+    return ref.alibi(scores.detach(), causal)
+
+
+# --- sinusoidal --------------------------------------------------------------------------
+
+SIN = "sinusoidal"
+
+
+def _sinusoidal(x, *, swap=False, base=ref.BASE, freq_step=2, offset=0, concat=False,
+                checks=True):
+    from mixology.validate import check_sinusoidal_input
+
+    if checks:
+        check_sinusoidal_input(x)
+    B, T, D = x.shape
+    w = base ** (-torch.arange(0, D, 2, dtype=torch.float64, device=x.device)
+                 * (freq_step / 2) / D)
+    ang = torch.arange(offset, T + offset, dtype=torch.float64, device=x.device)[:, None] * w
+    sin, cos = ang.sin(), ang.cos()
+    if swap:
+        sin, cos = cos, sin
+    pe = torch.cat([sin, cos], -1) if concat else torch.stack([sin, cos], -1).flatten(-2)
+    return x + pe.to(x.dtype)
+
+
+@mutant(SIN)
+def sin_cos_swapped(x):
+    """cos on the even features, sin on the odd."""
+    return _sinusoidal(x, swap=True)
+
+
+@mutant(SIN)
+def sinusoidal_base_1000(x):
+    """Frequencies from base 1000 instead of 10000."""
+    return _sinusoidal(x, base=1000.0)
+
+
+@mutant(SIN)
+def frequency_index_not_doubled(x):
+    """ω_f = 10000^(-f/D) instead of 10000^(-2f/D)."""
+    return _sinusoidal(x, freq_step=1)
+
+
+@mutant(SIN)
+def sinusoidal_positions_start_at_one(x):
+    """Positions 1 .. T instead of 0 .. T-1."""
+    return _sinusoidal(x, offset=1)
+
+
+@mutant(SIN)
+def sin_then_cos_halves(x):
+    """[sin ..., cos ...] halves instead of interleaved (sin, cos) pairs."""
+    return _sinusoidal(x, concat=True)
+
+
+@mutant(SIN)
+def sinusoidal_unchecked(x):
+    """No input checks: odd D fails inside torch, integer x is silently promoted."""
+    return _sinusoidal(x, checks=False)
+
+
+@mutant(SIN)
+def sinusoidal_returns_table(x):
+    """Returns the (T, D) encoding itself instead of x + PE."""
+    from mixology.validate import check_sinusoidal_input
+
+    B, T, D = check_sinusoidal_input(x)
+    sin, cos = ref.sinusoidal_table(T, D, x.device, torch.float64)
+    return torch.stack([sin, cos], -1).flatten(-2).to(x.dtype)
