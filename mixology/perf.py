@@ -96,6 +96,17 @@ SIZES = {
 }
 
 
+# Quadratic attention: B = 2, H = 8, the head size d = d_v in Point.D; T up to 65536. The O(T²)
+# reference materializes B·H·T² scores, so it stops at REFERENCE_MAX_T.
+QUAD_SIZES = {
+    "full": dict(Ts=tuple(2**k for k in range(6, 17)), ds=(16, 32, 64), dtypes=("bf16",)),
+    "quick": dict(Ts=tuple(4**k for k in range(3, 9)), ds=(16, 64), dtypes=("bf16",)),
+    "cpu": dict(Ts=(16, 64, 256), ds=(16,), dtypes=("fp32",)),
+}
+QUAD_B, QUAD_H, REFERENCE_MAX_T = 2, 8, 16384
+QUAD_IMPLS = ("reference", "chunked", "triton", "sdpa_causal")
+
+
 @dataclass(frozen=True)
 class Entry:
     """One op in the sweep: its implementations, modes and how to build a call."""
@@ -117,10 +128,26 @@ def entry(name: str, impls, modes):
     return register
 
 
+def _quadratic_points(e: Entry, sizes: str, device: str) -> list[Point]:
+    s = QUAD_SIZES[sizes]
+
+    def lengths(impl):
+        if impl == "triton" and device != "cuda":  # interpreted: the code path, at one size
+            return s["Ts"][:1]
+        return [T for T in s["Ts"] if impl != "reference" or T <= REFERENCE_MAX_T]
+
+    return [Point(e.name, impl, mode, QUAD_B, T, d, dtype, "T")
+            for dtype in s["dtypes"] for d in s["ds"] for impl in e.impls for mode in e.modes
+            for T in lengths(impl)]
+
+
 def sweep(sizes: str, device: str) -> list[Point]:
     s = SIZES[sizes]
     points = []
     for e in ENTRIES.values():
+        if e.name == "quadratic_attention":
+            points += _quadratic_points(e, sizes, device)
+            continue
         for dtype in s.dtypes:
             for impl in e.impls:
                 for mode in e.modes:
@@ -222,6 +249,41 @@ def build_token_mixer(p: Point, device: str):
         return torch.autograd.grad(forward(xg, wg, bg), (xg, wg, bg), dy, allow_unused=True)
 
     return fwd_bwd, bytes_fwd + bytes_bwd, 3 * flops_fwd
+
+
+@entry("quadratic_attention", QUAD_IMPLS, ("fwd", "fwd+bwd"))
+def build_quadratic_attention(p: Point, device: str):
+    """Quadratic attention (q, k, v: (B, H, T, d), d = Point.D): the O(T²) einops reference,
+    the linear form in torch (chunks of 64) and in Triton, against causal softmax attention by
+    SDPA (flash on CUDA in bf16), the O(T²) kernel a user would otherwise run."""
+    import mixology
+
+    dtype = DTYPES[p.dtype]
+    g = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (torch.randn(p.B, QUAD_H, p.T, p.D, device=device, dtype=dtype, generator=g)
+               / p.D**0.25 for _ in range(3))
+    bh, size, d, C = p.B * QUAD_H, torch.finfo(dtype).bits // 8, p.D, 64
+    if p.impl == "sdpa_causal":
+        def op(q_, k_, v_):
+            return F.scaled_dot_product_attention(q_, k_, v_, is_causal=True)
+
+        flops = 2 * bh * p.T * p.T * 2 * d  # QKᵀ and PV, the causal half
+    else:
+        op = mixology.registry.get("quadratic_attention", p.impl).fn
+        if p.impl == "reference":
+            flops = 2 * bh * p.T * p.T * 2 * d  # the full T x T scores, masked
+        else:  # per token: φ(k)vᵀ into the state, φ(q)ᵀS out, and the intra-chunk part
+            flops = bh * p.T * (4 * d * d * d + 2 * min(C, p.T) * 2 * d)
+    nbytes = 4 * bh * p.T * d * size  # q, k, v read, out written
+    if p.mode == "fwd":
+        return (lambda: op(q, k, v)), nbytes, flops
+    leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+    dy = torch.randn_like(q)
+
+    def fwd_bwd():
+        return torch.autograd.grad(op(*leaves), leaves, dy)
+
+    return fwd_bwd, nbytes + 7 * bh * p.T * d * size, 3 * flops
 
 
 # --- timing ------------------------------------------------------------------------------

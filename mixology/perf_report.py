@@ -154,13 +154,23 @@ def plot_run(run: Run, out_dir: str | Path) -> list[Path]:
                                 and pts[0].get("triton_interpreted") else "")
                 ax_t.loglog(xs, [p["median_s"] * 1e3 for p in pts], "o-", label=label)
                 ax_b.loglog(xs, [p["gbps"] for p in pts], "o-", label=label)
-            ax_b.axhline(ceil, color="k", ls="--", label=f"copy ceiling {ceil:.0f} GB/s")
             label = "D" if sweep == "D" else "T"
             other = f"T={fixed}" if sweep == "D" else f"D={fixed}"
+            if entry == "quadratic_attention":  # compute-bound: TFLOP/s, not GB/s
+                ax_b.clear()
+                for impl, pts in sorted(by_impl.items()):
+                    pts = sorted(pts, key=lambda p: p["T"])
+                    ax_b.loglog([p["T"] for p in pts], [p["tflops"] for p in pts], "o-",
+                                label=impl)
+                ax_b.set(ylabel="TFLOP/s (each algorithm's own FLOPs)")
+                other = f"d_head={fixed}"
+            else:
+                ax_b.axhline(ceil, color="k", ls="--", label=f"copy ceiling {ceil:.0f} GB/s")
             ax_t.set(xlabel=label, ylabel="median time per call (ms)",
                      title=f"{entry} {mode}, {other}, {dtype}")
-            ax_b.set(xlabel=label, ylabel="effective GB/s",
-                     title=f"effective bandwidth ({run.device_key})")
+            if entry != "quadratic_attention":
+                ax_b.set(ylabel="effective GB/s")
+            ax_b.set(xlabel=label, title=f"{entry} {mode} ({run.device_key})")
             for ax in (ax_t, ax_b):
                 ax.set_xscale("log", base=2)
                 ax.grid(True, which="both", alpha=0.3)
@@ -307,7 +317,42 @@ def report(results: list[dict]) -> str:
         rs, rb = ratio("fwd", "sdpa", T_), ratio("fwd", "attention_block", T_)
         if rs or rb:
             lines.append(f"  T={T_:>6}: SDPA/mixer {_x(rs):>9}   attention block/mixer {_x(rb):>9}")
+    lines += quadratic_report(results)
     return "\n".join(lines)
+
+
+def quadratic_report(results: list[dict]) -> list[str]:
+    """Quadratic attention: each form's scaling exponent in T (time ~ T^k, least squares over
+    the upper half of the T range), the crossover T from which the Triton linear form is faster
+    than the O(T²) reference and than causal SDPA, and how its peak memory grows."""
+    quad = [r for r in results if r["entry"] == "quadratic_attention" and r["mode"] == "fwd"]
+    if not quad:
+        return []
+    lines = ["\nquadratic attention (fwd, B=2, H=8; d_head = D)"]
+    for dtype, d in sorted({(r["dtype"], r["D"]) for r in quad}):
+        pts = [r for r in quad if r["dtype"] == dtype and r["D"] == d]
+        exps = []
+        for impl in sorted({r["impl"] for r in pts}):
+            series = sorted((r["T"], r["median_s"]) for r in pts if r["impl"] == impl)
+            k = _slope(series[len(series) // 2:]) if len(series) >= 3 else None
+            exps.append(f"{impl} T^{k:.2f}" if k is not None else f"{impl} (too few T)")
+        lines.append(f"  {dtype} d={d}: time grows as " + ", ".join(exps))
+        for base in ("reference", "sdpa_causal"):
+            faster = {r["T"]: None for r in pts if r["impl"] == "triton"}
+            for T in faster:
+                a, b = _time(pts, impl="triton", T=T), _time(pts, impl=base, T=T)
+                faster[T] = None if b is None else a < b
+            known = sorted(T for T, f in faster.items() if f is not None)
+            cross = next((T for i, T in enumerate(known)
+                          if all(faster[u] for u in known[i:])), None)
+            lines.append(f"    crossover vs {base}: " + (
+                f"triton faster from T={cross} on (measured up to T={known[-1]})" if cross
+                else ("not reached" if known else "not measured")))
+        mem = sorted((r["T"], r["peak_mem_bytes"]) for r in pts
+                     if r["impl"] == "triton" and r.get("peak_mem_bytes"))
+        if len(mem) >= 3:
+            lines.append(f"    triton peak memory ~T^{_slope(mem[len(mem) // 2:]):.2f}")
+    return lines
 
 
 def _targets(results) -> list[str]:

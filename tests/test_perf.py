@@ -32,7 +32,7 @@ def write_run(folder, n, infos, commit="abc"):
 
 
 def test_sweep_covers_every_impl_mode_and_holds_tokens_constant():
-    points = perf.sweep("full", "cuda")
+    points = [p for p in perf.sweep("full", "cuda") if p.entry == "token_mixer"]
     impls = {p.impl for p in points}
     assert set(perf.MIXER_IMPLS + perf.ATTENTION_IMPLS) <= impls
     tsweep = [p for p in points if p.sweep == "T"]
@@ -102,3 +102,27 @@ def test_flop_counts_match_the_formulas():
     assert f["sdpa"] == 4 * 512 * 512 * 768  # QK^T and AV, 2 FLOPs per multiply-add
     assert f["attention_block"] == f["sdpa"] + 8 * 512 * 768 * 768  # + 4 D x D projections
     assert f["seed_formula"] / f["mixer"] == pytest.approx(448)
+
+
+def test_quadratic_attention_points_and_report():
+    """The quadratic-attention sweep (d_head 16/32/64, T to 65536, the O(T²) reference capped)
+    and its report: scaling exponents and the crossover T, on synthetic timings."""
+    points = [p for p in perf.sweep("full", "cuda") if p.entry == "quadratic_attention"]
+    assert {p.D for p in points} == {16, 32, 64}
+    assert max(p.T for p in points if p.impl == "triton") == 65536
+    assert max(p.T for p in points if p.impl == "reference") == perf.REFERENCE_MAX_T
+    assert {p.impl for p in points} == set(perf.QUAD_IMPLS)
+
+    def r(impl, T, t):
+        return {"entry": "quadratic_attention", "mode": "fwd", "dtype": "bf16", "D": 16,
+                "impl": impl, "T": T, "median_s": t, "peak_mem_bytes": 100 * T}
+
+    Ts = [2**k for k in range(6, 15)]
+    results = ([r("triton", T, 1e-6 * T) for T in Ts] + [r("reference", T, 1e-9 * T * T)
+                                                         for T in Ts]
+               + [r("sdpa_causal", T, 1e-12 * T * T) for T in Ts])
+    text = "\n".join(perf_report.quadratic_report(results))
+    assert "triton T^1.00" in text and "reference T^2.00" in text
+    assert "crossover vs reference: triton faster from T=1024 on" in text
+    assert "crossover vs sdpa_causal: not reached" in text
+    assert "triton peak memory ~T^1.00" in text
