@@ -47,3 +47,15 @@ def cast_out(y, dtype: tl.constexpr, EMULATE_BF16_RNE: tl.constexpr):
 
 def emulate_bf16_rne(dtype: torch.dtype) -> bool:
     return dtype == torch.bfloat16 and os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def row_tile(D: int, elements: int = 4096) -> tuple[int, int]:
+    """(BLOCK_ROWS, BLOCK_D): whole rows of D (padded to a power of two) per program."""
+    block_d = triton.next_power_of_2(max(D, 1))
+    block_rows = max(1, min(16, elements // block_d))
+    return block_rows, block_d
+
+
+def num_warps(block_rows: int, block_d: int) -> int:
+    """Warps per program: about 16 elements a thread, 4 to 16 warps (as Liger-Kernel sizes them)."""
+    return max(4, min(16, triton.next_power_of_2(block_rows * block_d // 512)))

@@ -122,3 +122,15 @@ def check_sinusoidal_input(x) -> tuple[int, int, int]:
     if x.ndim != 3 or x.shape[-1] % 2:
         raise ValueError(f"x must have shape (B, T, D) with D even, got shape {tuple(x.shape)}")
     return tuple(x.shape)
+
+
+def check_norm_input(x, weight, bias, eps, *, has_bias: bool = True) -> tuple[int, int, int]:
+    """x: (B, T, D); weight (and bias, for LayerNorm): (D,) in x's dtype; eps > 0."""
+    check_tensor(x, "x")
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (B, T, D), got ndim={x.ndim} (shape {tuple(x.shape)})")
+    if has_bias:
+        check_layer_norm_params(x, weight, bias, eps)
+    else:
+        check_layer_norm_params(x, weight, weight, eps)
+    return tuple(x.shape)

@@ -10,6 +10,7 @@ from spec.strategies import (
     bad_attention_inputs,
     bad_mix_inputs,
     bad_mixer_inputs,
+    bad_norm_inputs,
     bad_rope_inputs,
     bad_sinusoidal_inputs,
 )
@@ -23,6 +24,8 @@ CASES += [("quadratic_attention", c) for c in bad_attention_inputs(False).elemen
 CASES += [("rope", c) for c in bad_rope_inputs().elements]
 CASES += [("alibi", c) for c in bad_alibi_inputs().elements]
 CASES += [("sinusoidal", c) for c in bad_sinusoidal_inputs().elements]
+CASES += [("layer_norm", c) for c in bad_norm_inputs(rms=False).elements]
+CASES += [("rms_norm", c) for c in bad_norm_inputs(rms=True).elements]
 
 
 def _error(fn, args):

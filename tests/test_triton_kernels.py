@@ -71,7 +71,7 @@ def test_fused_kernel_forward_and_backward(B, T, D, H, dtype):
 def test_backward_programs_loop_over_many_tiles():
     """More row tiles than backward programs: the persistent loop and partial dw/db sums."""
     from mixology.ops.token_mix import triton_fused
-    from mixology.ops.token_mix.triton_index import row_tile
+    from mixology.triton_utils import row_tile
 
     B, T, D, H = 4, 50, 64, 2
     assert B * T / row_tile(D)[0] > 4  # > the programs used on CPU
@@ -169,3 +169,26 @@ def test_quadratic_causality_across_a_chunk():
         for name, grad in zip("qkv", grads, strict=True):
             assert torch.count_nonzero(grad[:, :, t + 1:]) == 0, f"y_{t} depends on later {name}"
             assert torch.count_nonzero(grad[:, :, t]) > 0, f"y_{t} ignores {name}_{t}"
+
+
+# --- LayerNorm / RMSNorm -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("B", "T", "D"), [(2, 3, 1536), (4, 50, 96), (1, 7, 5)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
+def test_norm_kernels_wide_rows_and_many_tiles(op, B, T, D, dtype):
+    """D over one 1024 tile, and more row tiles than backward programs (partial dw/db)."""
+    from mixology.ops.norms import reference, triton_norm
+    from spec.numerics import assert_matches_reference
+
+    g = torch.Generator().manual_seed(D)
+    x = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
+    w = (1 + torch.randn(D, generator=g, dtype=torch.float64)).to(dtype).to(DEVICE)
+    b = torch.randn(D, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
+    up = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(DEVICE)
+    if op == "layer_norm":
+        args, names = (x, w, b), ("dx", "dweight", "dbias")
+    else:
+        args, names = (x, w), ("dx", "dweight")
+    assert_matches_reference(getattr(triton_norm, op), getattr(reference, op), args, names,
+                             upstream=up)

@@ -246,7 +246,7 @@ def bias_before_scale(x, num_heads, weight, bias, eps=1e-5):
 def triton_mask_drops_last_column(x, num_heads, weight, bias, eps=1e-5):
     """Fused Triton kernel whose column mask is `cols < D - 1`: last column never written."""
     from mixology.ops.token_mix.triton_fused import forward_launch
-    from mixology.ops.token_mix.triton_index import row_tile
+    from mixology.triton_utils import row_tile
 
     check_mixer_input(x, num_heads, weight, bias, eps)
     B, T, D = x.shape
@@ -258,7 +258,7 @@ def triton_mask_drops_last_column(x, num_heads, weight, bias, eps=1e-5):
 def triton_block_never_written(x, num_heads, weight, bias, eps=1e-5):
     """Fused Triton kernel launched with grid (B*T) // BLOCK_ROWS: the last row block is lost."""
     from mixology.ops.token_mix.triton_fused import forward_launch
-    from mixology.ops.token_mix.triton_index import row_tile
+    from mixology.triton_utils import row_tile
 
     check_mixer_input(x, num_heads, weight, bias, eps)
     B, T, D = x.shape

@@ -15,9 +15,16 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.ops.token_mix.triton_index import num_warps, row_tile, source_offsets
+from mixology.ops.token_mix.triton_index import source_offsets
 from mixology.ops.token_mix.triton_permute import permute
-from mixology.triton_utils import acc_dtype, cast_out, check_runnable, emulate_bf16_rne
+from mixology.triton_utils import (
+    acc_dtype,
+    cast_out,
+    check_runnable,
+    emulate_bf16_rne,
+    num_warps,
+    row_tile,
+)
 from mixology.validate import check_mixer_input
 
 

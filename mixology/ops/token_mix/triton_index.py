@@ -35,15 +35,3 @@ def source_offsets(rows, cols, T, D, HEAD_DIM, stride_b, stride_t, stride_d,
         src_t = rem // HEAD_DIM
         src_c = (f // seg) * HEAD_DIM + rem % HEAD_DIM
     return b * stride_b + src_t * stride_t + src_c * stride_d
-
-
-def row_tile(D: int, elements: int = 4096) -> tuple[int, int]:
-    """(BLOCK_ROWS, BLOCK_D): whole rows of D (padded to a power of two) per program."""
-    block_d = triton.next_power_of_2(max(D, 1))
-    block_rows = max(1, min(16, elements // block_d))
-    return block_rows, block_d
-
-
-def num_warps(block_rows: int, block_d: int) -> int:
-    """Warps per program: about 16 elements a thread, 4 to 16 warps (as Liger-Kernel sizes them)."""
-    return max(4, min(16, triton.next_power_of_2(block_rows * block_d // 512)))
