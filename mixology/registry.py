@@ -37,6 +37,10 @@ class Impl:
     devices: tuple[str, ...] = ("cpu", "cuda")
     needs: str | None = None  # an optional import the implementation depends on, e.g. "triton"
     doc: str = ""
+    # relative cost per example: the profile's max_examples is divided by it (torch.compile
+    # implementations compile a graph for almost every drawn case: dtype, layout and flags
+    # are recompile keys)
+    cost: int = 1
 
     @property
     def fn(self) -> Callable:
@@ -65,6 +69,10 @@ OPS: dict[str, Op] = {}
 def register_op(name: str, signature: str, doc: str = "") -> Op:
     op = OPS.setdefault(name, Op(name, signature, doc))
     return op
+
+
+# torch.compile implementations: a quarter of the profile's examples (each compiles a graph)
+COMPILE_COST = 4
 
 
 def register(op: str, name: str, target: str | Callable, **kw) -> Impl:

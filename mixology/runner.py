@@ -41,11 +41,12 @@ class Outcome:
 
 def check(p: spec.Property, fn: Callable, impl_name: str, *, device: str = "cpu",
           profile: str | None = None, reproduce: str | None = None, shrink: bool = True,
-          replay_args: str = "") -> Outcome:
-    """Run property ``p`` on callable ``fn``; never raises for a property failure."""
+          replay_args: str = "", cost: int = 1) -> Outcome:
+    """Run property ``p`` on callable ``fn``; never raises for a property failure.
+    ``cost``: the implementation's relative cost per example (see registry.Impl)."""
     set_device(device)
     base = load_profile(profile)
-    overrides = dict(max_examples=max(1, base.max_examples // p.cost))
+    overrides = dict(max_examples=max(1, base.max_examples // (p.cost * cost)))
     if not shrink:
         overrides.update(phases=[Phase.explicit, Phase.reuse, Phase.generate], database=None)
 
@@ -95,12 +96,12 @@ def verify(ops: list[str] | None = None, impls: list[str] | None = None,
     """Every property of every selected op on every selected implementation (or candidate)."""
     device = device or registry.default_device()
     outcomes = []
-    targets: list[tuple[str, str, Callable, str]] = []  # (op, label, fn, replay args)
+    targets: list[tuple[str, str, Callable, str, int]] = []  # (op, label, fn, replay, cost)
     if candidates:
         for op, target in candidates.items():
             registry.get(op)  # unknown op -> ValueError
             targets.append((op, f"candidate {target}", registry.load_callable(target),
-                            f"--candidate {shlex.quote(op + '=' + target)}"))
+                            f"--candidate {shlex.quote(op + '=' + target)}", 1))
     elif mutants:
         known = {m.name: m for m in registry.mutants(device=device)}
         for name in mutants:
@@ -108,20 +109,21 @@ def verify(ops: list[str] | None = None, impls: list[str] | None = None,
                 raise ValueError(f"unknown mutant {name!r} on {device}; known: {sorted(known)}")
             m = known[name]
             if not ops or m.op in ops:
-                targets.append((m.op, f"mutant {name}", m.fn, f"--mutant {name}"))
+                targets.append((m.op, f"mutant {name}", m.fn, f"--mutant {name}", 1))
     else:
         for op in ops or registry.ops():
             available = registry.implementations(op, device)
             for name in impls or available:
                 if name not in available:
                     continue
-                targets.append((op, name, registry.get(op, name).fn, ""))
-    for op, label, fn, replay_args in targets:
+                impl = registry.get(op, name)
+                targets.append((op, name, impl.fn, "", impl.cost))
+    for op, label, fn, replay_args, cost in targets:
         for p in spec.properties(op):
             if props and p.name not in props:
                 continue
             out = check(p, fn, label, device=device, profile=profile, reproduce=reproduce,
-                        replay_args=replay_args)
+                        replay_args=replay_args, cost=cost)
             outcomes.append(out)
             if on_result:
                 on_result(out)

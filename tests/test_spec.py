@@ -15,7 +15,8 @@ CASES = [(p, impl) for op in registry.ops() for p in spec.properties(op)
 @pytest.mark.parametrize(("prop", "impl"), CASES,
                          ids=[f"{p.op}-{p.name}-{impl}" for p, impl in CASES])
 def test_property(prop, impl):
-    out = runner.check(prop, registry.get(prop.op, impl).fn, impl, device=DEVICE)
+    registered = registry.get(prop.op, impl)
+    out = runner.check(prop, registered.fn, impl, device=DEVICE, cost=registered.cost)
     assert out.ok, (f"{out.error}\ncounterexample: {out.counterexample}\n"
                     f"replay: {out.replay}")
 

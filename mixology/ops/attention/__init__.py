@@ -1,6 +1,6 @@
 """Attention: registration of softmax attention and quadratic attention, in one place."""
 
-from mixology.registry import register, register_op
+from mixology.registry import COMPILE_COST, register, register_op
 
 _P = "mixology.ops.attention"
 
@@ -11,7 +11,7 @@ register("softmax_attention", "reference", f"{_P}.reference:softmax_attention", 
 register("softmax_attention", "sdpa", f"{_P}.sdpa:softmax_attention",
          doc="torch scaled_dot_product_attention")
 register("softmax_attention", "compiled", f"{_P}.compiled:softmax_attention",
-         doc="torch.compile of the reference")
+         doc="torch.compile of the reference", cost=COMPILE_COST)
 
 register_op("quadratic_attention", "(q, k: (B, H, T, d), v: (B, H, T, d_v)) -> (B, H, T, d_v)",
             "causal attention with scores (q·k)²/d and no softmax")
@@ -27,4 +27,4 @@ register("quadratic_attention", "triton_split",
          f"{_P}.triton_quadratic:quadratic_attention_split", needs="triton",
          doc="the same kernels, the state split one i-row per program")
 register("quadratic_attention", "compiled", f"{_P}.compiled:quadratic_attention",
-         doc="torch.compile of the reference")
+         doc="torch.compile of the reference", cost=COMPILE_COST)

@@ -10,7 +10,6 @@ register_op("rms_norm", "(x: (B, T, D), weight: (D,), eps) -> (B, T, D)",
             "RMSNorm over the last dim: x / sqrt(mean(x²) + eps) · weight")
 for _op in ("layer_norm", "rms_norm"):
     register(_op, "reference", f"{_P}.reference:{_op}", doc="einops, fp32 accumulation")
-    register(_op, "compiled", f"{_P}.compiled:{_op}", doc="torch.compile of the reference")
     register(_op, "triton", f"{_P}.triton_norm:{_op}", needs="triton",
              doc="fused Triton forward and backward (partial dweight/dbias per program)")
 register("rms_norm", "native", f"{_P}.native:rms_norm", doc="torch.nn.functional.rms_norm")

@@ -1,27 +1,27 @@
 """Positional encodings: registration in one place."""
 
-from mixology.registry import register, register_op
+from mixology.registry import COMPILE_COST, register, register_op
 
 _P = "mixology.ops.positional"
 
 register_op("rope", "(x: (B, H, T, d even), interleaved: bool) -> (B, H, T, d)",
             "rotary position embedding, rotate-half or interleaved pairs")
 register("rope", "reference", f"{_P}.reference:rope", doc="einops")
-register("rope", "compiled", f"{_P}.compiled:rope", doc="torch.compile of the reference")
+register("rope", "compiled", f"{_P}.compiled:rope", doc="torch.compile of the reference",
+         cost=COMPILE_COST)
 register("rope", "triton", f"{_P}.triton_rope:rope", needs="triton",
          doc="one fused Triton kernel (tables in, rotation in fp32); backward = inverse rotation")
 
+# ALiBi and sinusoidal: the reference and one fused Triton kernel each (a compiled version of
+# an elementwise add would only re-check inductor; see the README).
 register_op("alibi", "(scores: (B, H, T, T), causal: bool) -> (B, H, T, T)",
             "ALiBi: scores plus the per-head bias -m_h·(t - s), |t - s| when not causal")
 register("alibi", "reference", f"{_P}.reference:alibi", doc="torch")
-register("alibi", "compiled", f"{_P}.compiled:alibi", doc="torch.compile of the reference")
 register("alibi", "triton", f"{_P}.triton_additive:alibi", needs="triton",
          doc="fused: the bias made in the kernel, one pass over the scores")
 
 register_op("sinusoidal", "(x: (B, T, D even)) -> (B, T, D)",
             "x plus the sinusoidal position encoding, sin/cos interleaved")
 register("sinusoidal", "reference", f"{_P}.reference:sinusoidal", doc="einops")
-register("sinusoidal", "compiled", f"{_P}.compiled:sinusoidal",
-         doc="torch.compile of the reference")
 register("sinusoidal", "triton", f"{_P}.triton_additive:sinusoidal", needs="triton",
          doc="fused: tables interleaved and added in one pass")

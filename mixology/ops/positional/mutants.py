@@ -167,6 +167,13 @@ def alibi_returns_bias(scores, causal=False):
 
 
 @mutant(ALIBI)
+def alibi_unchecked(scores, causal=False):
+    """No input checks: non-square scores broadcast the bias or fail inside torch."""
+    B, H, T = scores.shape[:3]
+    return scores + ref.alibi_bias(H, T, bool(causal), dtype=scores.dtype, device=scores.device)
+
+
+@mutant(ALIBI)
 def alibi_detached_scores(scores, causal=False):
     """Adds the bias to scores.detach(): no gradient reaches the scores."""
     return ref.alibi(scores.detach(), causal)
@@ -238,3 +245,9 @@ def sinusoidal_returns_table(x):
     B, T, D = check_sinusoidal_input(x)
     sin, cos = ref.sinusoidal_table(T, D, x.device, torch.float64)
     return torch.stack([sin, cos], -1).flatten(-2).to(x.dtype)
+
+
+@mutant(SIN)
+def sinusoidal_detached_input(x):
+    """Adds PE to x.detach(): no gradient reaches x."""
+    return ref.sinusoidal(x.detach())

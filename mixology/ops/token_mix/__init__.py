@@ -4,7 +4,7 @@
 - ``token_mixer(x, num_heads, weight, bias, eps)``: the block ``LayerNorm(x + token_mix(x))``.
 """
 
-from mixology.registry import register, register_op
+from mixology.registry import COMPILE_COST, register, register_op
 
 _P = "mixology.ops.token_mix"
 
@@ -17,7 +17,8 @@ register_op("token_mixer", "(x: (B, T, D), num_heads, weight: (D,), bias: (D,), 
 
 for _op in ("token_mix", "token_unmix", "token_mixer"):
     register(_op, "reference", f"{_P}.reference:{_op}", doc="einops")
-    register(_op, "compiled", f"{_P}.compiled:{_op}", doc="torch.compile of the reference")
+    register(_op, "compiled", f"{_P}.compiled:{_op}", doc="torch.compile of the reference",
+             cost=COMPILE_COST)
 
 register("token_mix", "triton", f"{_P}.triton_permute:token_mix", needs="triton",
          doc="Triton gather kernel; backward = unmix kernel")
