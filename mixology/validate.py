@@ -134,3 +134,46 @@ def check_norm_input(x, weight, bias, eps, *, has_bias: bool = True) -> tuple[in
     else:
         check_layer_norm_params(x, weight, weight, eps)
     return tuple(x.shape)
+
+
+def check_ffn_input(x, weights: dict, biases: tuple = ()) -> tuple[int, int, int, int]:
+    """x: (B, T, D); ``weights``: name -> matrix, in order: (D, F) for all but the last, which is
+    (F, D); ``biases``: (name, tensor, "F" or "D") of shape (F,) or (D,). Returns (B, T, D, F)."""
+    check_tensor(x, "x")
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (B, T, D), got ndim={x.ndim} (shape {tuple(x.shape)})")
+    D = x.shape[-1]
+    items = list(weights.items())
+    first = check_tensor(items[0][1], items[0][0])
+    F = first.shape[1] if first.ndim == 2 else None
+    for i, (name, w) in enumerate(items):
+        check_tensor(w, name)
+        last = i == len(items) - 1
+        want = (F, D) if last else (D, F)
+        if tuple(w.shape) != want:
+            raise ValueError(f"{name} must have shape {'(F, D)' if last else '(D, F)'} = "
+                             f"{want}, got {tuple(w.shape)}")
+    sizes = {"F": F, "D": D}
+    for name, b, size in biases:
+        check_tensor(b, name)
+        if tuple(b.shape) != (sizes[size],):
+            raise ValueError(f"{name} must have shape ({size},) = ({sizes[size]},), "
+                             f"got {tuple(b.shape)}")
+    for name, t in items + [(name, b) for name, b, _ in biases]:
+        if t.dtype != x.dtype:
+            raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {t.dtype}")
+        if t.device != x.device:
+            raise ValueError(f"{name} must be on x's device ({x.device}), got {t.device}")
+    return (*x.shape, F)
+
+
+ACTIVATIONS = ("relu", "gelu", "silu")
+
+
+def check_activation(activation) -> str:
+    if not isinstance(activation, str):
+        raise TypeError(f"activation must be a str, one of {ACTIVATIONS}, got "
+                        f"{type(activation).__name__}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return activation

@@ -441,3 +441,75 @@ def bad_norm_inputs(rms: bool):
         cases.append(BadInput("bias has another D", (x, w, torch.zeros(5), 1e-5), ValueError,
                               ("bias", "(D,)")))
     return st.sampled_from(cases)
+
+
+# --- channel mixers ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FfnCase(_Drawn):
+    """x: (B, T, D) from ``case.x()``, weights (D, F) / (F, D) and biases from ``case.params``."""
+
+    B: int
+    T: int
+    D: int
+    F: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    activation: str = "gelu"
+
+    def x(self) -> torch.Tensor:
+        return make_tensor((self.B, self.T, self.D), self.dtype, self.layout, self.gen(),
+                           self.device)
+
+    def matrix(self, rows: int, cols: int, salt: int) -> torch.Tensor:
+        w = torch.randn(rows, cols, generator=self.gen(salt), dtype=torch.float64) / rows**0.5
+        return w.to(self.dtype).to(self.device)
+
+    def vector(self, n: int, salt: int) -> torch.Tensor:
+        v = 0.5 * torch.randn(n, generator=self.gen(salt), dtype=torch.float64)
+        return v.to(self.dtype).to(self.device)
+
+    def upstream(self) -> torch.Tensor:
+        return self.randn(self.B, self.T, self.D, salt=99)
+
+    def __repr__(self) -> str:
+        return (f"FfnCase(B={self.B}, T={self.T}, D={self.D}, F={self.F}, "
+                f"dtype=torch.{_dtype_name(self.dtype)}, layout={self.layout!r}, "
+                f"seed={self.seed}, activation={self.activation!r})")
+
+
+@st.composite
+def ffn_cases(draw, *, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2, min_T=1, max_T=6,
+              max_D=8, max_F=12):
+    return FfnCase(B=draw(st.integers(min_B, max_B)), T=draw(st.integers(min_T, max_T)),
+                   D=draw(st.integers(1, max_D)), F=draw(st.integers(1, max_F)),
+                   dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                   seed=draw(st.integers(0, 2**31 - 1)),
+                   activation=draw(st.sampled_from(("relu", "gelu", "silu"))))
+
+
+def bad_ffn_inputs(op: str):
+    """Calls of the channel mixers that must raise TypeError/ValueError."""
+    x, a, b = torch.randn(2, 3, 4), torch.randn(4, 6), torch.randn(6, 4)
+    b1, b2 = torch.zeros(6), torch.zeros(4)
+
+    def args(x_=x, w1=a, w2=b, bias1=b1, act="gelu"):
+        if op == "feed_forward":
+            return (x_, w1, bias1, w2, b2, act)
+        return (x_, w1, a, w2)
+
+    first = "w1" if op != "swiglu" else "w_gate"
+    last = {"feed_forward": "w2", "swiglu": "w_down", "bilinear": "w_out"}[op]
+    cases = [
+        BadInput("x has ndim 2", args(x_=x[0]), ValueError, ("x", "(B, T, D)")),
+        BadInput("x is int64", args(x_=x.long()), TypeError, ("x",)),
+        BadInput("first weight has another D", args(w1=a[:3]), ValueError, (first, "(D, F)")),
+        BadInput("last weight has another F", args(w2=b[:5]), ValueError, (last, "(F, D)")),
+        BadInput("first weight is float64", args(w1=a.double()), TypeError, (first,)),
+    ]
+    if op == "feed_forward":
+        cases += [BadInput("b1 has another F", args(bias1=b1[:5]), ValueError, ("b1", "(F,)")),
+                  BadInput("unknown activation", args(act="tanh"), ValueError, ("activation",)),
+                  BadInput("activation is None", args(act=None), TypeError, ("activation",))]
+    return st.sampled_from(cases)

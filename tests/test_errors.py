@@ -8,6 +8,7 @@ from mixology import registry
 from spec.strategies import (
     bad_alibi_inputs,
     bad_attention_inputs,
+    bad_ffn_inputs,
     bad_mix_inputs,
     bad_mixer_inputs,
     bad_norm_inputs,
@@ -25,6 +26,8 @@ CASES += [("rope", c) for c in bad_rope_inputs().elements]
 CASES += [("alibi", c) for c in bad_alibi_inputs().elements]
 CASES += [("sinusoidal", c) for c in bad_sinusoidal_inputs().elements]
 CASES += [("layer_norm", c) for c in bad_norm_inputs(rms=False).elements]
+CASES += [(op, c) for op in ("feed_forward", "swiglu", "bilinear")
+          for c in bad_ffn_inputs(op).elements]
 CASES += [("rms_norm", c) for c in bad_norm_inputs(rms=True).elements]
 
 

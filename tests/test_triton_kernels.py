@@ -192,3 +192,25 @@ def test_norm_kernels_wide_rows_and_many_tiles(op, B, T, D, dtype):
         args, names = (x, w), ("dx", "dweight")
     assert_matches_reference(getattr(triton_norm, op), getattr(reference, op), args, names,
                              upstream=up)
+
+
+# --- SwiGLU / bilinear gate --------------------------------------------------------------
+
+@pytest.mark.parametrize("op", ["swiglu", "bilinear"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gate_kernel_over_many_blocks(op, dtype):
+    """B·T·F = 6000 hidden units: several blocks of 1024 and a partial last one."""
+    from mixology.ops.ffn import reference, triton_gated
+    from spec.numerics import assert_matches_reference
+
+    g = torch.Generator().manual_seed(5)
+    B, T, D, F = 3, 50, 16, 40
+
+    def rnd(*s, scale=1.0):
+        return (scale * torch.randn(*s, generator=g, dtype=torch.float64)).to(dtype).to(DEVICE)
+
+    args = (rnd(B, T, D), rnd(D, F, scale=D**-0.5), rnd(D, F, scale=D**-0.5),
+            rnd(F, D, scale=F**-0.5))
+    up = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(DEVICE)
+    assert_matches_reference(getattr(triton_gated, op), getattr(reference, op), args,
+                             ("dx", "dw1", "dw2", "dw3"), upstream=up)

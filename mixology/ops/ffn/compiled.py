@@ -1,0 +1,23 @@
+"""``torch.compile`` of the channel-mixer references (inputs checked eagerly)."""
+
+from __future__ import annotations
+
+from mixology.compiling import compile_reference
+from mixology.ops.ffn import reference
+from mixology.validate import check_activation, check_ffn_input
+
+
+def feed_forward(x, w1, b1, w2, b2, activation="gelu"):
+    check_ffn_input(x, {"w1": w1, "w2": w2}, (("b1", b1, "F"), ("b2", b2, "D")))
+    check_activation(activation)
+    return compile_reference(reference.feed_forward)(x, w1, b1, w2, b2, activation)
+
+
+def swiglu(x, w_gate, w_up, w_down):
+    check_ffn_input(x, {"w_gate": w_gate, "w_up": w_up, "w_down": w_down})
+    return compile_reference(reference.swiglu)(x, w_gate, w_up, w_down)
+
+
+def bilinear(x, w1, w2, w_out):
+    check_ffn_input(x, {"w1": w1, "w2": w2, "w_out": w_out})
+    return compile_reference(reference.bilinear)(x, w1, w2, w_out)

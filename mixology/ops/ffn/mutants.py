@@ -1,0 +1,166 @@
+"""Plausible buggy channel mixers. The spec must reject every one of them."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mixology.ops.ffn import reference as ref
+from mixology.registry import mutant
+from mixology.validate import check_activation, check_ffn_input
+
+
+def _ffn(x, w1, b1, w2, b2, activation, *, act=None, skip_bias=False, tokens_mixed=False):
+    check_ffn_input(x, {"w1": w1, "w2": w2}, (("b1", b1, "F"), ("b2", b2, "D")))
+    check_activation(activation)
+    h = x @ w1 + b1
+    h = (act or ref.ACT[activation])(h)
+    y = h @ w2 + (0 if skip_bias else b2)
+    if tokens_mixed:  # a "mean over tokens" residual that leaks across tokens
+        y = y + 0.5 * x.mean(dim=1, keepdim=True)
+    return y
+
+
+@mutant("feed_forward")
+def ffn_missing_activation(x, w1, b1, w2, b2, activation="gelu"):
+    """No nonlinearity: a linear layer."""
+    return _ffn(x, w1, b1, w2, b2, activation, act=lambda h: h)
+
+
+@mutant("feed_forward")
+def ffn_activation_ignored(x, w1, b1, w2, b2, activation="gelu"):
+    """Always ReLU, whatever ``activation`` says."""
+    return _ffn(x, w1, b1, w2, b2, activation, act=F.relu)
+
+
+@mutant("feed_forward")
+def ffn_gelu_tanh_approximation(x, w1, b1, w2, b2, activation="gelu"):
+    """GELU by its tanh approximation where exact (erf) GELU is specified."""
+    act = (lambda h: F.gelu(h, approximate="tanh")) if activation == "gelu" else None
+    return _ffn(x, w1, b1, w2, b2, activation, act=act)
+
+
+@mutant("feed_forward")
+def ffn_output_bias_dropped(x, w1, b1, w2, b2, activation="gelu"):
+    """Forgets b2."""
+    return _ffn(x, w1, b1, w2, b2, activation, skip_bias=True)
+
+
+@mutant("feed_forward")
+def ffn_leaks_across_tokens(x, w1, b1, w2, b2, activation="gelu"):
+    """Adds half the mean over tokens: token t's output depends on other tokens."""
+    return _ffn(x, w1, b1, w2, b2, activation, tokens_mixed=True)
+
+
+@mutant("feed_forward")
+def ffn_unchecked(x, w1, b1, w2, b2, activation="gelu"):
+    """No input checks: an unknown activation raises KeyError, bad shapes fail in matmul."""
+    return ref.ACT[activation](x @ w1 + b1) @ w2 + b2
+
+
+@mutant("swiglu")
+def swiglu_gate_up_swapped(x, w_gate, w_up, w_down):
+    """silu applied to the up projection instead of the gate."""
+    return ref.swiglu(x, w_up, w_gate, w_down)
+
+
+@mutant("swiglu")
+def swiglu_missing_activation(x, w_gate, w_up, w_down):
+    """No silu: the bilinear layer."""
+    return ref.bilinear(x, w_gate, w_up, w_down)
+
+
+@mutant("swiglu")
+def swiglu_sigmoid_gate(x, w_gate, w_up, w_down):
+    """sigmoid(a) ⊙ b (GLU) instead of silu(a) ⊙ b."""
+    check_ffn_input(x, {"w_gate": w_gate, "w_up": w_up, "w_down": w_down})
+    return (torch.sigmoid(x @ w_gate) * (x @ w_up)) @ w_down
+
+
+@mutant("swiglu")
+def swiglu_unchecked(x, w_gate, w_up, w_down):
+    """No input checks."""
+    return (F.silu(x @ w_gate) * (x @ w_up)) @ w_down
+
+
+@mutant("swiglu")
+def swiglu_returns_hidden(x, w_gate, w_up, w_down):
+    """Forgets the down projection when F == D (returns the hidden units)."""
+    check_ffn_input(x, {"w_gate": w_gate, "w_up": w_up, "w_down": w_down})
+    h = F.silu(x @ w_gate) * (x @ w_up)
+    return h if h.shape[-1] == x.shape[-1] else h @ w_down
+
+
+@mutant("bilinear")
+def bilinear_with_activation(x, w1, w2, w_out):
+    """A GELU slipped onto the first projection."""
+    check_ffn_input(x, {"w1": w1, "w2": w2, "w_out": w_out})
+    return (F.gelu(x @ w1) * (x @ w2)) @ w_out
+
+
+@mutant("bilinear")
+def bilinear_sum_not_product(x, w1, w2, w_out):
+    """x W1 + x W2 instead of x W1 ⊙ x W2."""
+    check_ffn_input(x, {"w1": w1, "w2": w2, "w_out": w_out})
+    return (x @ w1 + x @ w2) @ w_out
+
+
+@mutant("bilinear")
+def bilinear_squared_first(x, w1, w2, w_out):
+    """(x W1)² instead of x W1 ⊙ x W2: ignores W2."""
+    check_ffn_input(x, {"w1": w1, "w2": w2, "w_out": w_out})
+    return ((x @ w1) ** 2) @ w_out
+
+
+@mutant("bilinear")
+def bilinear_unchecked(x, w1, w2, w_out):
+    """No input checks."""
+    return ((x @ w1) * (x @ w2)) @ w_out
+
+
+@mutant("bilinear")
+def bilinear_fp32_output(x, w1, w2, w_out):
+    """Computes in float32 and returns float32 for low-precision inputs."""
+    check_ffn_input(x, {"w1": w1, "w2": w2, "w_out": w_out})
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    x, w1, w2, w_out = (t.to(acc) for t in (x, w1, w2, w_out))
+    return ((x @ w1) * (x @ w2)) @ w_out
+
+
+@mutant("feed_forward")
+def ffn_squeezes_singletons(x, w1, b1, w2, b2, activation="gelu"):
+    """Calls .squeeze() on the result: the wrong shape when B, T or D is 1."""
+    return ref.feed_forward(x, w1, b1, w2, b2, activation).squeeze()
+
+
+@mutant("feed_forward")
+def ffn_detached_first_layer(x, w1, b1, w2, b2, activation="gelu"):
+    """W1 enters detached: no gradient reaches it."""
+    return ref.feed_forward(x, w1.detach(), b1, w2, b2, activation)
+
+
+@mutant("swiglu")
+def swiglu_detached_up(x, w_gate, w_up, w_down):
+    """W_up enters detached: no gradient reaches it."""
+    return ref.swiglu(x, w_gate, w_up.detach(), w_down)
+
+
+@mutant("bilinear")
+def bilinear_detached_second(x, w1, w2, w_out):
+    """W2 enters detached: no gradient reaches it."""
+    return ref.bilinear(x, w1, w2.detach(), w_out)
+
+
+@mutant("bilinear")
+def bilinear_adds_residual(x, w1, w2, w_out):
+    """Adds x inside the layer (a residual the block adds again)."""
+    return ref.bilinear(x, w1, w2, w_out) + x
+
+
+@mutant("swiglu")
+def swiglu_returns_float32(x, w_gate, w_up, w_down):
+    """Computes in float32 and returns float32 for low-precision inputs."""
+    check_ffn_input(x, {"w_gate": w_gate, "w_up": w_up, "w_down": w_down})
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    x, w_gate, w_up, w_down = (t.to(acc) for t in (x, w_gate, w_up, w_down))
+    return (F.silu(x @ w_gate) * (x @ w_up)) @ w_down
