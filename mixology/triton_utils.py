@@ -59,3 +59,11 @@ def row_tile(D: int, elements: int = 4096) -> tuple[int, int]:
 def num_warps(block_rows: int, block_d: int) -> int:
     """Warps per program: about 16 elements a thread, 4 to 16 warps (as Liger-Kernel sizes them)."""
     return max(4, min(16, triton.next_power_of_2(block_rows * block_d // 512)))
+
+
+def persistent_programs(n_tiles: int, device: torch.device) -> int:
+    """Programs of a persistent grid over ``n_tiles`` row tiles: 4 per SM on CUDA; 4 under the
+    interpreter, which runs programs one after another (few programs, long loops)."""
+    if device.type == "cuda":
+        return min(n_tiles, 4 * torch.cuda.get_device_properties(device).multi_processor_count)
+    return min(n_tiles, 4)

@@ -21,6 +21,7 @@ from mixology.triton_utils import (
     check_runnable,
     emulate_bf16_rne,
     num_warps,
+    persistent_programs,
     row_tile,
 )
 from mixology.validate import check_norm_input
@@ -109,12 +110,7 @@ def forward(x, weight, bias, eps, rms):
 def backward(dy, x, weight, mean, rstd, rms):
     B, T, D = x.shape
     block_rows, block_d = row_tile(D)
-    n_tiles = triton.cdiv(B * T, block_rows)
-    if x.device.type == "cuda":
-        sms = torch.cuda.get_device_properties(x.device).multi_processor_count
-        n_programs = min(n_tiles, 4 * sms)
-    else:  # the interpreter runs programs one after another: few programs, long loops
-        n_programs = min(n_tiles, 4)
+    n_programs = persistent_programs(triton.cdiv(B * T, block_rows), x.device)
     dx = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
     dw = torch.zeros((max(n_programs, 1), D), dtype=_stats_dtype(x), device=x.device)
     db = torch.zeros_like(dw)

@@ -23,6 +23,7 @@ from mixology.triton_utils import (
     check_runnable,
     emulate_bf16_rne,
     num_warps,
+    persistent_programs,
     row_tile,
 )
 from mixology.validate import check_mixer_input
@@ -122,11 +123,7 @@ def fused_backward(dy, x, weight, mean, rstd, num_heads):
     B, T, D = x.shape
     n_rows = B * T
     block_rows, block_d = row_tile(D)
-    n_tiles = triton.cdiv(n_rows, block_rows)
-    if x.device.type == "cuda":
-        n_programs = min(n_tiles, 4 * torch.cuda.get_device_properties(x.device).multi_processor_count)
-    else:  # the interpreter runs programs one after another; few programs, long loops
-        n_programs = min(n_tiles, 4)
+    n_programs = persistent_programs(triton.cdiv(n_rows, block_rows), x.device)
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     dz = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
     dw = torch.zeros((max(n_programs, 1), D), dtype=acc, device=x.device)
