@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from einops import einsum, rearrange
 
+from mixology.dtypes import accumulation_dtype
 from mixology.ops.attention.reference import causal_mask
 from mixology.validate import check_positive_int, check_qkv
 
@@ -25,7 +26,7 @@ def quadratic_attention(q, k, v, chunk_size: int = 64):
     B, H, T, d = check_qkv(q, k, v)
     check_positive_int(chunk_size, "chunk_size")
     dtype = q.dtype
-    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    acc = accumulation_dtype(dtype)
     q, k, v = q.to(acc), k.to(acc), v.to(acc)
     state = q.new_zeros(B, H, d * d, v.shape[-1])
     outs = []

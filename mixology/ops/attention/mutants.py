@@ -188,7 +188,7 @@ def _split_partials(q, v, cols, per_e=True):
     from mixology.ops.attention import triton_quadratic as tq
 
     n_i, n_e = tq.n_blocks(q.shape[-1], v.shape[-1], tq.halves(q.shape[-1], v.shape[-1]))
-    return tq._partials(q, v, n_i * n_e if per_e else n_i, cols)
+    return tq._partials(q, n_i * n_e if per_e else n_i, cols)
 
 
 class _TritonMutant(torch.autograd.Function):

@@ -23,6 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mixology.dtypes import accumulation_dtype
 from mixology.triton_utils import acc_dtype, check_runnable
 from mixology.validate import check_positive_int, check_qkv
 
@@ -201,18 +202,18 @@ def _launch(kernel, inputs, outputs, state_elements):
     B, H, T, d = q.shape
     dv = v.shape[-1]
     block_d, block_i, block_e = blocks(d, dv, state_elements)
-    grid = (B * H, triton.cdiv(d, block_i), triton.cdiv(dv, block_e))
+    grid = (B * H, *n_blocks(d, dv, state_elements))
     strides = [s for t in inputs for s in t.stride()]
     kernel[grid](*inputs, *outputs, H, T, d, dv, 1.0 / d, *strides,
                  ACC=acc_dtype(q.dtype), BLOCK_T=BLOCK_T, BLOCK_D=block_d,
                  BLOCK_I=block_i, BLOCK_E=block_e, num_warps=4)
 
 
-def _partials(q, v, n_parts, cols):
+def _partials(q, n_parts, cols):
     """A contiguous (n_parts, B*H, T, cols) buffer in the accumulation dtype."""
-    B, H, T, d = q.shape
-    acc = torch.float64 if q.dtype == torch.float64 else torch.float32
-    return torch.empty((n_parts, B * H, T, cols), dtype=acc, device=q.device)
+    B, H, T, _ = q.shape
+    return torch.empty((n_parts, B * H, T, cols), dtype=accumulation_dtype(q.dtype),
+                       device=q.device)
 
 
 def _total(parts, like):
@@ -221,7 +222,7 @@ def _total(parts, like):
 
 def forward(q, k, v, state_elements=STATE_ELEMENTS):
     n_i, _ = n_blocks(q.shape[-1], v.shape[-1], state_elements)
-    out = _partials(q, v, n_i, v.shape[-1])
+    out = _partials(q, n_i, v.shape[-1])
     if out.numel():
         _launch(_fwd_kernel, (q, k, v), (out,), state_elements)
     return _total(out, q)
@@ -230,8 +231,8 @@ def forward(q, k, v, state_elements=STATE_ELEMENTS):
 def backward(q, k, v, g, state_elements=STATE_ELEMENTS):
     d, dv = q.shape[-1], v.shape[-1]
     n_i, n_e = n_blocks(d, dv, state_elements)
-    dq, dk = _partials(q, v, n_i * n_e, d), _partials(q, v, n_i * n_e, d)
-    dvp = _partials(q, v, n_i, dv)
+    dq, dk = _partials(q, n_i * n_e, d), _partials(q, n_i * n_e, d)
+    dvp = _partials(q, n_i, dv)
     if dq.numel():
         _launch(_bwd_dq_kernel, (q, k, v, g), (dq,), state_elements)
         _launch(_bwd_dkdv_kernel, (q, k, v, g), (dk, dvp), state_elements)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import torch
 from einops import reduce
 
+from mixology.dtypes import accumulation_dtype
 from mixology.validate import check_norm_input
 
 
 def _acc(x):
-    return x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+    return x.to(accumulation_dtype(x.dtype))
 
 
 def layer_norm(x, weight, bias, eps=1e-5):

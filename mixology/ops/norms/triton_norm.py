@@ -15,6 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mixology.dtypes import accumulation_dtype
 from mixology.triton_utils import (
     acc_dtype,
     cast_out,
@@ -87,7 +88,7 @@ def _norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dx_ptr, dw_ptr, d
 
 
 def _stats_dtype(x):
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+    return accumulation_dtype(x.dtype)
 
 
 def forward(x, weight, bias, eps, rms):

@@ -22,6 +22,7 @@ import math
 import torch
 from einops import einsum, rearrange
 
+from mixology.dtypes import accumulation_dtype
 from mixology.validate import check_alibi_input, check_rope_input, check_sinusoidal_input
 
 BASE = 10000.0
@@ -41,7 +42,7 @@ def rotate(x1, x2, cos, sin):
 
 def rope(x, interleaved: bool = False):
     B, H, T, d = check_rope_input(x, interleaved)
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    acc = accumulation_dtype(x.dtype)
     angles = rope_angles(T, d, x.device, acc)
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     if interleaved:
@@ -89,7 +90,7 @@ def sinusoidal_table(T: int, D: int, device, dtype=torch.float32) -> tuple:
 
 def sinusoidal(x):
     B, T, D = check_sinusoidal_input(x)
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    acc = accumulation_dtype(x.dtype)
     sin, cos = sinusoidal_table(T, D, x.device, acc)
     pe = rearrange(torch.stack([sin, cos], dim=-1), "t f two -> t (f two)")
     return x + pe.to(x.dtype)

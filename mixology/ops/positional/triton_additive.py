@@ -14,6 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mixology.dtypes import accumulation_dtype
 from mixology.ops.positional.reference import alibi_slopes, sinusoidal_table
 from mixology.triton_utils import acc_dtype, cast_out, check_runnable, emulate_bf16_rne
 from mixology.validate import check_alibi_input, check_sinusoidal_input
@@ -59,7 +60,7 @@ def _sinusoidal_kernel(x_ptr, sin_ptr, cos_ptr, y_ptr, n_rows, T, HALF, sxb, sxt
 
 
 def _acc(dtype):
-    return torch.float64 if dtype == torch.float64 else torch.float32
+    return accumulation_dtype(dtype)
 
 
 def _alibi_forward(scores, causal):

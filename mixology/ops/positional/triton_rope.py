@@ -12,6 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mixology.dtypes import accumulation_dtype
 from mixology.ops.positional.reference import rope_angles
 from mixology.triton_utils import acc_dtype, cast_out, check_runnable, emulate_bf16_rne
 from mixology.validate import check_rope_input
@@ -50,7 +51,7 @@ def rotate(x: torch.Tensor, interleaved: bool, inverse: bool) -> torch.Tensor:
     y = torch.empty((B, H, T, d), dtype=x.dtype, device=x.device)
     if y.numel() == 0:
         return y
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    acc = accumulation_dtype(x.dtype)
     angles = rope_angles(T, d, x.device, acc)
     cos, sin = angles.cos().contiguous(), angles.sin().contiguous()
     block_f = triton.next_power_of_2(d // 2)

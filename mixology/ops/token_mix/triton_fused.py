@@ -15,6 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mixology.dtypes import accumulation_dtype
 from mixology.ops.token_mix.triton_index import source_offsets
 from mixology.ops.token_mix.triton_permute import permute
 from mixology.triton_utils import (
@@ -94,7 +95,7 @@ def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, 
 def forward_launch(x, weight, bias, eps, num_heads, *, grid, n_cols):
     """Run the forward kernel with an explicit launch; returns (y, mean, rstd)."""
     B, T, D = x.shape
-    stats_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    stats_dtype = accumulation_dtype(x.dtype)
     y = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
     mean = torch.empty(B * T, dtype=stats_dtype, device=x.device)
     rstd = torch.empty(B * T, dtype=stats_dtype, device=x.device)
@@ -124,7 +125,7 @@ def fused_backward(dy, x, weight, mean, rstd, num_heads):
     n_rows = B * T
     block_rows, block_d = row_tile(D)
     n_programs = persistent_programs(triton.cdiv(n_rows, block_rows), x.device)
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    acc = accumulation_dtype(x.dtype)
     dz = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
     dw = torch.zeros((max(n_programs, 1), D), dtype=acc, device=x.device)
     db = torch.zeros_like(dw)
