@@ -177,3 +177,25 @@ def check_activation(activation) -> str:
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     return activation
+
+
+def check_pffn_input(x, w1, b1, w2, b2) -> tuple[int, int, int, int]:
+    """x: (B, T, D); per-token weights w1: (T, D, F), b1: (T, F), w2: (T, F, D), b2: (T, D),
+    all in x's dtype and on its device. Returns (B, T, D, F)."""
+    check_tensor(x, "x")
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (B, T, D), got ndim={x.ndim} (shape {tuple(x.shape)})")
+    _, T, D = x.shape
+    check_tensor(w1, "w1")
+    F = w1.shape[-1] if w1.ndim == 3 else None
+    for name, t, want, text in (("w1", w1, (T, D, F), "(T, D, F)"), ("b1", b1, (T, F), "(T, F)"),
+                                ("w2", w2, (T, F, D), "(T, F, D)"), ("b2", b2, (T, D), "(T, D)")):
+        check_tensor(t, name)
+        if tuple(t.shape) != want:
+            raise ValueError(f"{name} must have shape {text} = {want} (one per token of x), "
+                             f"got {tuple(t.shape)}")
+        if t.dtype != x.dtype:
+            raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {t.dtype}")
+        if t.device != x.device:
+            raise ValueError(f"{name} must be on x's device ({x.device}), got {t.device}")
+    return (*x.shape, F)

@@ -1,7 +1,10 @@
 """Properties of the channel mixers: ``feed_forward(x, w1, b1, w2, b2, activation)``,
-``swiglu(x, w_gate, w_up, w_down)`` and ``bilinear(x, w1, w2, w_out)``."""
+``swiglu(x, w_gate, w_up, w_down)``, ``bilinear(x, w1, w2, w_out)`` and the per-token FFN
+``per_token_ffn(x, w1, b1, w2, b2, activation)`` (weights stacked per token: (T, D, F) ...)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -11,8 +14,12 @@ from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from spec.numerics import assert_matches_reference
 from spec.strategies import LAYOUTS, bad_ffn_inputs, ffn_cases
 
-OPS = ("feed_forward", "swiglu", "bilinear")
+OPS = ("feed_forward", "swiglu", "bilinear", "per_token_ffn")
+WITH_ACTIVATION = ("feed_forward", "per_token_ffn")
+PREFIX = {"feed_forward": "feed", "swiglu": "swiglu", "bilinear": "bilinear",
+          "per_token_ffn": "pffn"}  # property names: f"{PREFIX[op]}_{name}"
 NAMES = {"feed_forward": ("dx", "dw1", "db1", "dw2", "db2"),
+         "per_token_ffn": ("dx", "dw1", "db1", "dw2", "db2"),
          "swiglu": ("dx", "dw_gate", "dw_up", "dw_down"), "bilinear": ("dx", "dw1", "dw2", "dw_out")}
 
 
@@ -22,11 +29,14 @@ def _tensors(op, case, x=None):
     if op == "feed_forward":
         return (x, case.matrix(D, F, 1), case.vector(F, 2), case.matrix(F, D, 3),
                 case.vector(D, 4))
+    if op == "per_token_ffn":
+        return (x, case.per_token(D, F, salt=1), case.per_token(F, salt=2),
+                case.per_token(F, D, salt=3), case.per_token(D, salt=4))
     return (x, case.matrix(D, F, 1), case.matrix(D, F, 2), case.matrix(F, D, 3))
 
 
 def _fn(op, impl, case):
-    if op == "feed_forward":
+    if op in WITH_ACTIVATION:
         return lambda *t: impl(*t, case.activation)
     return impl
 
@@ -39,7 +49,7 @@ def _each(cases, **kw):
                 fn(_op, impl, case)
 
             check.__doc__ = fn.__doc__
-            prop(op, cases, name=f"{op.split('_')[0]}_{fn.__name__}", **kw)(check)
+            prop(op, cases, name=f"{PREFIX[op]}_{fn.__name__}", **kw)(check)
         return fn
 
     return register
@@ -71,12 +81,15 @@ def gradcheck_float64(op, impl, case):
 
 @_each(ffn_cases(dtypes=(torch.float64, torch.float32), min_B=1, min_T=2))
 def tokens_independent(op, impl, case):
-    """A channel mixer acts on each token alone: permuting the tokens permutes the output
-    (within the tolerance policy: a matmul may block rows differently)."""
+    """A channel mixer acts on each token alone: permuting the tokens (and, for the per-token
+    FFN, their weights with them) permutes the output (within the tolerance policy: a matmul
+    may block rows differently)."""
     perm = torch.randperm(case.T, generator=torch.Generator().manual_seed(case.seed))
     fn = _fn(op, impl, case)
 
     def permuted(x, *w):
+        if op == "per_token_ffn":
+            w = [t[perm.to(t.device)] for t in w]
         return fn(x[:, perm], *w)[:, perm.argsort()]
 
     assert_matches_reference(permuted, _fn(op, getattr(ref, op), case), _tensors(op, case), (),
@@ -86,11 +99,11 @@ def tokens_independent(op, impl, case):
 @_each(ffn_cases(dtypes=(torch.float64, torch.float32, torch.bfloat16)), exact=True)
 def zero_output_projection(op, impl, case):
     """With the output projection zero the layer outputs exactly its output bias (b2 for
-    feed_forward, 0 otherwise): nothing bypasses W2."""
+    feed_forward and per_token_ffn, 0 otherwise): nothing bypasses W2."""
     t = list(_tensors(op, case))
     t[3] = torch.zeros_like(t[3])
     y = _fn(op, impl, case)(*t)
-    want = t[4] if op == "feed_forward" else y.new_zeros(case.D)
+    want = t[4] if op in WITH_ACTIVATION else y.new_zeros(case.D)
     bad = ~(y == want.expand_as(y))
     assert not bad.any(), f"{int(bad.sum())} outputs differ from the output bias"
 
@@ -129,9 +142,53 @@ def swiglu_gate_is_silu(impl, case):
         f"hidden unit 0 is not silu(x·w_gate)·x_0: max diff {(y - want).abs().max():.3e}")
 
 
+def _token_ffns(x, w1, b1, w2, b2, activation):
+    """The per-token FFN written as what it is: T independent feed_forward layers."""
+    return torch.stack([ref.feed_forward(x[:, t:t + 1], w1[t], b1[t], w2[t], b2[t], activation)
+                        [:, 0] for t in range(x.shape[1])], dim=1)
+
+
+@prop("per_token_ffn", ffn_cases(), cost=2)
+def pffn_equals_loop_of_token_ffns(impl, case):
+    """Equals a loop of T independent FFNs, token t through feed_forward with W1[t], b1[t],
+    W2[t], b2[t]: forward and every gradient, within the tolerance policy."""
+    assert_matches_reference(_fn("per_token_ffn", impl, case),
+                             lambda *t: _token_ffns(*t, case.activation),
+                             _tensors("per_token_ffn", case), NAMES["per_token_ffn"],
+                             upstream=case.upstream())
+
+
+@prop("per_token_ffn", ffn_cases(dtypes=(torch.float64, torch.float32, torch.bfloat16), min_B=1,
+                                 min_T=2), exact=True)
+def pffn_token_sees_only_its_input_and_weights(impl, case):
+    """Output token t depends on input token t and weights t only: replacing every other
+    token's input and weights leaves it bit for bit, and a gradient flowing into token t
+    alone reaches no other token's input or weights (exact zeros)."""
+    fn = _fn("per_token_ffn", impl, case)
+    tensors = _tensors("per_token_ffn", case)
+    t = case.seed % case.T
+    others = torch.arange(case.T) != t
+    other = _tensors("per_token_ffn", dataclasses.replace(case, seed=case.seed + 1))
+    mask = others.to(case.device)
+    # both calls on contiguous copies: a matmul may round another memory layout differently
+    tensors = [a.contiguous() for a in tensors]
+    moved = [torch.where(mask.view(1, -1, 1), other[0], tensors[0]).contiguous()]
+    moved += [torch.where(mask.view(-1, *[1] * (w.ndim - 1)), w2, w)
+              for w, w2 in zip(tensors[1:], other[1:], strict=True)]
+    assert_bitwise_equal(fn(*moved)[:, t], fn(*tensors)[:, t], f"token {t} after the others moved")
+    leaves = [leaf(a) for a in tensors]
+    upstream = torch.zeros(case.B, case.T, case.D, dtype=case.dtype, device=case.device)
+    upstream[:, t] = 1
+    fn(*leaves).backward(upstream)
+    for name, a in zip(NAMES["per_token_ffn"], leaves, strict=True):
+        g = a.grad[:, others] if name == "dx" else a.grad[others]
+        bad = g != 0
+        assert not bad.any(), f"{name}: {int(bad.sum())} nonzero entries off token {t}"
+
+
 for _op in OPS:
     def _bad(impl, case, _op=_op):
         expect_rejected(impl, case, getattr(ref, _op))
 
     _bad.__doc__ = "Bad x, weights, biases or activation: ValueError/TypeError naming it."
-    prop(_op, bad_ffn_inputs(_op), name=f"{_op.split('_')[0]}_bad_input_raises")(_bad)
+    prop(_op, bad_ffn_inputs(_op), name=f"{PREFIX[_op]}_bad_input_raises")(_bad)

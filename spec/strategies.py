@@ -470,6 +470,12 @@ class FfnCase(_Drawn):
         v = 0.5 * torch.randn(n, generator=self.gen(salt), dtype=torch.float64)
         return v.to(self.dtype).to(self.device)
 
+    def per_token(self, *shape: int, salt: int) -> torch.Tensor:
+        """One weight (rows, cols) or bias (n,) per token: shape (T, *shape), scaled as above."""
+        t = torch.randn(self.T, *shape, generator=self.gen(salt), dtype=torch.float64)
+        t = t / shape[0] ** 0.5 if len(shape) == 2 else 0.5 * t
+        return t.to(self.dtype).to(self.device)
+
     def upstream(self) -> torch.Tensor:
         return self.randn(self.B, self.T, self.D, salt=99)
 
@@ -491,25 +497,36 @@ def ffn_cases(draw, *, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2, min_T=1
 
 def bad_ffn_inputs(op: str):
     """Calls of the channel mixers that must raise TypeError/ValueError."""
-    x, a, b = torch.randn(2, 3, 4), torch.randn(4, 6), torch.randn(6, 4)
-    b1, b2 = torch.zeros(6), torch.zeros(4)
+    pffn = op == "per_token_ffn"
+    x = torch.randn(2, 3, 4)
+    lead = (3,) if pffn else ()  # the per-token FFN has one weight per token (T = 3)
+    a, b = torch.randn(*lead, 4, 6), torch.randn(*lead, 6, 4)
+    b1, b2 = torch.zeros(*lead, 6), torch.zeros(*lead, 4)
 
     def args(x_=x, w1=a, w2=b, bias1=b1, act="gelu"):
-        if op == "feed_forward":
+        if op in ("feed_forward", "per_token_ffn"):
             return (x_, w1, bias1, w2, b2, act)
         return (x_, w1, a, w2)
 
     first = "w1" if op != "swiglu" else "w_gate"
-    last = {"feed_forward": "w2", "swiglu": "w_down", "bilinear": "w_out"}[op]
+    last = {"swiglu": "w_down", "bilinear": "w_out"}.get(op, "w2")
+    t_ = "T, " if pffn else ""
     cases = [
         BadInput("x has ndim 2", args(x_=x[0]), ValueError, ("x", "(B, T, D)")),
         BadInput("x is int64", args(x_=x.long()), TypeError, ("x",)),
-        BadInput("first weight has another D", args(w1=a[:3]), ValueError, (first, "(D, F)")),
-        BadInput("last weight has another F", args(w2=b[:5]), ValueError, (last, "(F, D)")),
+        BadInput("first weight has another D", args(w1=a[..., :3, :]), ValueError,
+                 (first, f"({t_}D, F)")),
+        BadInput("last weight has another F", args(w2=b[..., :5, :]), ValueError,
+                 (last, f"({t_}F, D)")),
         BadInput("first weight is float64", args(w1=a.double()), TypeError, (first,)),
     ]
-    if op == "feed_forward":
-        cases += [BadInput("b1 has another F", args(bias1=b1[:5]), ValueError, ("b1", "(F,)")),
+    if pffn:
+        cases += [BadInput("weights for another T", args(w1=a[:2]), ValueError, ("w1", "(T, D, F)")),
+                  BadInput("b1 shared by all tokens", args(bias1=b1[0]), ValueError,
+                           ("b1", "(T, F)"))]
+    if op in ("feed_forward", "per_token_ffn"):
+        cases += [BadInput("b1 has another F", args(bias1=b1[..., :5]), ValueError,
+                           ("b1", "(T, F)" if pffn else "(F,)")),
                   BadInput("unknown activation", args(act="tanh"), ValueError, ("activation",)),
                   BadInput("activation is None", args(act=None), TypeError, ("activation",))]
     return st.sampled_from(cases)

@@ -26,7 +26,7 @@ CASES += [("rope", c) for c in bad_rope_inputs().elements]
 CASES += [("alibi", c) for c in bad_alibi_inputs().elements]
 CASES += [("sinusoidal", c) for c in bad_sinusoidal_inputs().elements]
 CASES += [("layer_norm", c) for c in bad_norm_inputs(rms=False).elements]
-CASES += [(op, c) for op in ("feed_forward", "swiglu", "bilinear")
+CASES += [(op, c) for op in ("feed_forward", "swiglu", "bilinear", "per_token_ffn")
           for c in bad_ffn_inputs(op).elements]
 CASES += [("rms_norm", c) for c in bad_norm_inputs(rms=True).elements]
 

@@ -1,4 +1,4 @@
-"""Channel mixers (per-token FFNs): registration in one place."""
+"""Channel mixers (FFNs applied to every token, and the per-token FFN): registration in one place."""
 
 from mixology.registry import COMPILE_COST, register, register_op
 
@@ -17,3 +17,13 @@ for _op in ("feed_forward", "swiglu", "bilinear"):
 for _op in ("swiglu", "bilinear"):
     register(_op, "triton", f"{_P}.triton_gated:{_op}", needs="triton",
              doc="torch matmuls + one fused Triton kernel for the gate (fwd and bwd)")
+
+register_op("per_token_ffn",
+            "(x: (B, T, D), w1: (T, D, F), b1: (T, F), w2: (T, F, D), b2: (T, D), "
+            "activation: relu|gelu|silu) -> (B, T, D)",
+            "RankMixer's PFFN: token t has its own FFN, act(x_t W1[t] + b1[t]) W2[t] + b2[t]")
+register("per_token_ffn", "reference", f"{_P}.reference:per_token_ffn", doc="einsum over (T, D, F)")
+register("per_token_ffn", "bmm", f"{_P}.bmm:per_token_ffn",
+         doc="two torch.baddbmm, tokens as the batch")
+register("per_token_ffn", "compiled", f"{_P}.compiled:per_token_ffn",
+         doc="torch.compile of the reference", cost=COMPILE_COST)

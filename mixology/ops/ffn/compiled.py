@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mixology.compiling import compile_reference
 from mixology.ops.ffn import reference
-from mixology.validate import check_activation, check_ffn_input
+from mixology.validate import check_activation, check_ffn_input, check_pffn_input
 
 
 def feed_forward(x, w1, b1, w2, b2, activation="gelu"):
@@ -21,3 +21,9 @@ def swiglu(x, w_gate, w_up, w_down):
 def bilinear(x, w1, w2, w_out):
     check_ffn_input(x, {"w1": w1, "w2": w2, "w_out": w_out})
     return compile_reference(reference.bilinear)(x, w1, w2, w_out)
+
+
+def per_token_ffn(x, w1, b1, w2, b2, activation="gelu"):
+    check_pffn_input(x, w1, b1, w2, b2)
+    check_activation(activation)
+    return compile_reference(reference.per_token_ffn)(x, w1, b1, w2, b2, activation)

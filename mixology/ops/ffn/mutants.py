@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from mixology.ops.ffn import reference as ref
 from mixology.registry import mutant
-from mixology.validate import check_activation, check_ffn_input
+from mixology.validate import check_activation, check_ffn_input, check_pffn_input
 
 
 def _ffn(x, w1, b1, w2, b2, activation, *, act=None, skip_bias=False, tokens_mixed=False):
@@ -164,3 +164,82 @@ def swiglu_returns_float32(x, w_gate, w_up, w_down):
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     x, w_gate, w_up, w_down = (t.to(acc) for t in (x, w_gate, w_up, w_down))
     return (F.silu(x @ w_gate) * (x @ w_up)) @ w_down
+
+
+# --- the per-token FFN -------------------------------------------------------------------
+
+def _pffn(x, w1, b1, w2, b2, activation, *, pick=None, act=None, hidden_leak=False):
+    """The per-token FFN by bmm; ``pick(w)`` chooses which token's weights each token gets."""
+    check_pffn_input(x, w1, b1, w2, b2)
+    check_activation(activation)
+    if pick is not None:
+        w1, b1, w2, b2 = (pick(w) for w in (w1, b1, w2, b2))
+    h = torch.baddbmm(b1.unsqueeze(1), x.transpose(0, 1), w1)
+    if hidden_leak:  # a norm-like centring over the wrong axis (tokens)
+        h = h - 0.25 * h.mean(dim=0, keepdim=True)
+    h = (act or ref.ACT[activation])(h)
+    return torch.baddbmm(b2.unsqueeze(1), h, w2).transpose(0, 1)
+
+
+@mutant("per_token_ffn")
+def pffn_weights_shared_across_tokens(x, w1, b1, w2, b2, activation="gelu"):
+    """Every token uses token 0's weights: a plain (shared) FFN."""
+    return _pffn(x, w1, b1, w2, b2, activation, pick=lambda w: w[:1].expand_as(w))
+
+
+@mutant("per_token_ffn")
+def pffn_weights_in_reverse_token_order(x, w1, b1, w2, b2, activation="gelu"):
+    """Token t uses the weights of token T-1-t (an index flipped)."""
+    return _pffn(x, w1, b1, w2, b2, activation, pick=lambda w: w.flip(0))
+
+
+@mutant("per_token_ffn")
+def pffn_hidden_centred_over_tokens(x, w1, b1, w2, b2, activation="gelu"):
+    """Subtracts a quarter of the hidden mean over tokens: token t sees the other tokens."""
+    return _pffn(x, w1, b1, w2, b2, activation, hidden_leak=True)
+
+
+@mutant("per_token_ffn")
+def pffn_missing_activation(x, w1, b1, w2, b2, activation="gelu"):
+    """No nonlinearity between the two per-token matmuls."""
+    return _pffn(x, w1, b1, w2, b2, activation, act=lambda h: h)
+
+
+@mutant("per_token_ffn")
+def pffn_input_bias_of_token_zero(x, w1, b1, w2, b2, activation="gelu"):
+    """b1 of token 0 for every token (a bias broadcast from the wrong row)."""
+    return _pffn(x, w1, b1[:1].expand_as(b1), w2, b2, activation)
+
+
+@mutant("per_token_ffn")
+def pffn_fp32_output(x, w1, b1, w2, b2, activation="gelu"):
+    """Computes in float32 and returns float32 for low-precision inputs."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x, w1, b1, w2, b2 = (t.float() for t in (x, w1, b1, w2, b2))
+    return _pffn(x, w1, b1, w2, b2, activation)
+
+
+class _SharedBiasGrad(torch.autograd.Function):
+    """Identity on b2 forward; backward gives every token the gradient summed over tokens."""
+
+    @staticmethod
+    def forward(ctx, b2):
+        return b2.view_as(b2)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.sum(0, keepdim=True).expand_as(g)
+
+
+@mutant("per_token_ffn")
+def pffn_output_bias_grad_summed_over_tokens(x, w1, b1, w2, b2, activation="gelu"):
+    """A hand-written backward that reduces db2 over tokens too, as for a shared bias."""
+    check_pffn_input(x, w1, b1, w2, b2)
+    return _pffn(x, w1, b1, w2, _SharedBiasGrad.apply(b2), activation)
+
+
+@mutant("per_token_ffn")
+def pffn_unchecked(x, w1, b1, w2, b2, activation="gelu"):
+    """No input checks: bad shapes fail (or broadcast) inside einsum."""
+    h = ref.ACT[activation](torch.einsum("btd,tdf->btf", x, w1) + b1)
+    return torch.einsum("btf,tfd->btd", h, w2) + b2
