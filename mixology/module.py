@@ -1,4 +1,5 @@
-"""``TokenMixer``: the RankMixer token-mixing block as an ``nn.Module``."""
+"""The blocks as ``nn.Module``s: ``TokenMixer``, ``RankMixerBlock``, the stacked ``RankMixer``
+model, and the MetaFormer-style ``TransformerBlock``."""
 
 from __future__ import annotations
 
@@ -48,3 +49,102 @@ class TokenMixer(nn.Module):
         name = self.impl if isinstance(self.impl, str) else getattr(self.impl, "__name__", "?")
         return (f"num_tokens={self.num_tokens}, hidden_dim={self.hidden_dim}, "
                 f"num_heads={self.num_heads}, impl={name!r}")
+
+
+def _block_fn(op: str, impl: str | Callable) -> Callable:
+    return impl if callable(impl) else registry.get(op, impl).fn
+
+
+def _init_params(shapes: dict, device, dtype) -> nn.ParameterDict:
+    """Norm weights 1, biases 0, matrices N(0, 1/fan_in) (fan_in: the second-to-last dim)."""
+    params = {}
+    for name, (shape, _) in shapes.items():
+        if name.endswith("_weight"):
+            t = torch.ones(shape, device=device, dtype=dtype)
+        elif len(shape) >= 2:
+            t = torch.randn(shape, device=device, dtype=dtype) / shape[-2] ** 0.5
+        else:
+            t = torch.zeros(shape, device=device, dtype=dtype)
+        params[name] = nn.Parameter(t)
+    return nn.ParameterDict(params)
+
+
+class TransformerBlock(nn.Module):
+    """A MetaFormer-style block on ``x: (B, T, d_model)``: a token-mixing branch (any mixer the
+    ``transformer_block`` op knows) and an FFN branch, wired ``residual`` = pre / post /
+    sandwich with ``norm`` = layer / rms / none and ``activation`` = relu / gelu / swish /
+    swiglu. ``impl`` names a registered implementation of ``transformer_block`` or is a callable
+    with its signature."""
+
+    def __init__(self, d_model: int, num_heads: int, ff: int, *,
+                 mixer: str = "softmax_attention", causal: bool = False,
+                 residual: str = "pre", norm: str = "layer", activation: str = "gelu",
+                 eps: float = 1e-5, impl: str | Callable = "reference", device=None, dtype=None):
+        super().__init__()
+        from mixology.ops.blocks.reference import transformer_shapes
+
+        for name, v in (("d_model", d_model), ("num_heads", num_heads), ("ff", ff)):
+            check_positive_int(v, name)
+        self.config = dict(num_heads=num_heads, mixer=mixer, causal=causal, residual=residual,
+                           norm=norm, activation=activation, eps=eps)
+        self.impl, self._fn = impl, _block_fn("transformer_block", impl)
+        self.params = _init_params(
+            transformer_shapes(d_model, ff, mixer, residual, norm, activation), device, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        return self._fn(x, dict(self.params), c["num_heads"], c["mixer"], c["causal"],
+                        c["residual"], c["norm"], c["activation"], c["eps"])
+
+
+class RankMixerBlock(nn.Module):
+    """RankMixer's block on ``x: (B, num_tokens, d_model)``: S = LayerNorm(x + token_mix(x)),
+    then LayerNorm(S + PFFN(S)) with one FFN (d_model -> ff -> d_model) per token."""
+
+    def __init__(self, num_tokens: int, d_model: int, num_heads: int, ff: int, *,
+                 activation: str = "gelu", eps: float = 1e-5, impl: str | Callable = "reference",
+                 device=None, dtype=None):
+        super().__init__()
+        from mixology.ops.blocks.reference import rankmixer_shapes
+
+        for name, v in (("num_tokens", num_tokens), ("d_model", d_model),
+                        ("num_heads", num_heads), ("ff", ff)):
+            check_positive_int(v, name)
+        self.num_heads, self.activation, self.eps = num_heads, activation, eps
+        self.impl, self._fn = impl, _block_fn("rankmixer_block", impl)
+        self.params = _init_params(rankmixer_shapes(num_tokens, d_model, ff), device, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fn(x, dict(self.params), self.num_heads, self.activation, self.eps)
+
+
+class RankMixer(nn.Module):
+    """A stacked RankMixer: each of the T feature fields has its own embedding table
+    (``vocab_sizes[t]`` rows of d_model), and ``num_layers`` RankMixer blocks mix the T
+    field tokens. ``forward(ids: (B, T) int64) -> (B, T, d_model)``."""
+
+    def __init__(self, vocab_sizes: list[int], d_model: int, num_layers: int, num_heads: int,
+                 ff: int, **block_kw):
+        super().__init__()
+        check_positive_int(num_layers, "num_layers")
+        for t, v in enumerate(vocab_sizes):
+            check_positive_int(v, f"vocab_sizes[{t}]")
+        kw = {k: block_kw[k] for k in ("device", "dtype") if k in block_kw}
+        self.embeddings = nn.ModuleList(nn.Embedding(v, d_model, **kw) for v in vocab_sizes)
+        self.blocks = nn.ModuleList(
+            RankMixerBlock(len(vocab_sizes), d_model, num_heads, ff, **block_kw)
+            for _ in range(num_layers))
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        if not isinstance(ids, torch.Tensor) or ids.dtype != torch.int64:
+            raise TypeError(f"ids must be an int64 tensor, got {getattr(ids, 'dtype', type(ids))}")
+        if ids.ndim != 2 or ids.shape[1] != len(self.embeddings):
+            raise ValueError(f"ids must have shape (B, T={len(self.embeddings)}), "
+                             f"got {tuple(ids.shape)}")
+        return torch.stack([e(ids[:, t]) for t, e in enumerate(self.embeddings)], dim=1)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)
+        for block in self.blocks:
+            x = block(x)
+        return x

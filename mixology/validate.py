@@ -59,10 +59,15 @@ def check_layer_norm_params(x: torch.Tensor, weight, bias, eps) -> None:
             raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {p.dtype}")
         if p.device != x.device:
             raise ValueError(f"{name} must be on x's device ({x.device}), got {p.device}")
+    check_eps(eps)
+
+
+def check_eps(eps) -> float:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)):
         raise TypeError(f"eps must be a float, got {type(eps).__name__}")
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
+    return eps
 
 
 def check_mixer_input(x, num_heads, weight, bias, eps) -> tuple[int, int, int, int]:
@@ -199,3 +204,34 @@ def check_pffn_input(x, w1, b1, w2, b2) -> tuple[int, int, int, int]:
         if t.device != x.device:
             raise ValueError(f"{name} must be on x's device ({x.device}), got {t.device}")
     return (*x.shape, F)
+
+
+def check_choice(value, name: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {choices}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_params(x, params, shapes: dict) -> None:
+    """``params``: a dict holding exactly the tensors named in ``shapes`` (name -> (shape,
+    "its text", e.g. "(D, F)")), each of that shape and of x's dtype and device."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of tensors, got {type(params).__name__}")
+    for name in params:
+        if name not in shapes:
+            raise ValueError(f"params has an unexpected entry {name!r}; expected {list(shapes)}")
+    for name, (shape, text) in shapes.items():
+        if name not in params:
+            raise ValueError(f"params is missing {name!r} of shape {text} = {shape}")
+        t = check_tensor(params[name], f"params[{name!r}]")
+        if tuple(t.shape) != shape:
+            raise ValueError(f"params[{name!r}] must have shape {text} = {shape}, "
+                             f"got {tuple(t.shape)}")
+        if t.dtype != x.dtype:
+            raise TypeError(f"params[{name!r}] must have the dtype of x ({x.dtype}), "
+                            f"got {t.dtype}")
+        if t.device != x.device:
+            raise ValueError(f"params[{name!r}] must be on x's device ({x.device}), "
+                             f"got {t.device}")

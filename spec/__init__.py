@@ -55,4 +55,4 @@ def properties(op: str | None = None) -> list[Property]:
 
 def load() -> None:
     # One import per op's property module.
-    from spec import attention, ffn, norms, positional, token_mix, token_mixer  # noqa: F401
+    from spec import attention, blocks, ffn, norms, positional, token_mix, token_mixer  # noqa: F401

@@ -53,3 +53,48 @@ def test_triton_is_listed_only_where_it_runs(monkeypatch):
 def test_load_callable_errors():
     with pytest.raises(ValueError, match="package.module:function"):
         registry.load_callable("no_colon")
+
+
+def test_rankmixer_model_is_embeddings_then_its_blocks():
+    torch.manual_seed(0)
+    vocab = [5, 7, 3, 4]
+    m = mixology.RankMixer(vocab, d_model=8, num_layers=3, num_heads=4, ff=32, device=DEVICE,
+                           dtype=torch.float64)
+    ids = torch.stack([torch.randint(0, v, (6,)) for v in vocab], dim=1).to(DEVICE)
+    x = torch.stack([m.embeddings[t].weight[ids[:, t]] for t in range(4)], dim=1)
+    for block in m.blocks:
+        x = mixology.registry.get("rankmixer_block").fn(x, dict(block.params), 4, "gelu", 1e-5)
+    assert torch.equal(m(ids), x)
+    D, F, T, L = 8, 32, 4, 3
+    assert sum(p.numel() for p in m.parameters()) == sum(vocab) * D + L * (
+        4 * D + T * (2 * D * F + F + D))
+    with pytest.raises(ValueError, match=r"ids must have shape \(B, T=4\)"):
+        m(ids[:, :3])
+    with pytest.raises(TypeError, match="ids must be an int64"):
+        m(ids.float())
+
+
+def test_standard_transformer_block_has_12d2_plus_13d_parameters():
+    """Attention 4(D² + D), FFN with biases and its LayerNorm 8D² + 7D at ff = 4D, and the
+    attention's LayerNorm 2D."""
+    D = 16
+    b = mixology.TransformerBlock(D, 4, 4 * D)
+    assert sum(p.numel() for p in b.parameters()) == 12 * D * D + 13 * D
+    y = b(torch.randn(2, 5, D))
+    assert y.shape == (2, 5, D)
+
+
+@pytest.mark.parametrize("impl", registry.implementations("transformer_block", DEVICE))
+def test_transformer_block_module_runs_every_configuration(impl):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8, device=DEVICE)
+    for mixer, causal in (("softmax_attention", True), ("quadratic_attention", True),
+                          ("token_mix", False)):
+        for residual in ("pre", "post", "sandwich"):
+            for norm, activation in (("layer", "gelu"), ("rms", "swiglu"), ("none", "relu")):
+                kw = dict(mixer=mixer, causal=causal, residual=residual, norm=norm,
+                          activation=activation, device=DEVICE)
+                got = mixology.TransformerBlock(8, 2, 16, impl=impl, **kw)
+                want = mixology.TransformerBlock(8, 2, 16, **kw)
+                want.load_state_dict(got.state_dict())
+                torch.testing.assert_close(got(x), want(x), rtol=1e-4, atol=1e-5)

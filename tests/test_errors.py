@@ -8,6 +8,7 @@ from mixology import registry
 from spec.strategies import (
     bad_alibi_inputs,
     bad_attention_inputs,
+    bad_block_inputs,
     bad_ffn_inputs,
     bad_mix_inputs,
     bad_mixer_inputs,
@@ -29,6 +30,8 @@ CASES += [("layer_norm", c) for c in bad_norm_inputs(rms=False).elements]
 CASES += [(op, c) for op in ("feed_forward", "swiglu", "bilinear", "per_token_ffn")
           for c in bad_ffn_inputs(op).elements]
 CASES += [("rms_norm", c) for c in bad_norm_inputs(rms=True).elements]
+CASES += [(op, c) for op in ("rankmixer_block", "transformer_block")
+          for c in bad_block_inputs(op).elements]
 
 
 def _error(fn, args):

@@ -1,0 +1,185 @@
+"""Whole blocks, written once over their components: RankMixer and a MetaFormer-style
+transformer block.
+
+- ``rankmixer_block(x, params, num_heads, activation, eps)`` (arXiv 2507.15551, Post-LN):
+  S = LayerNorm(x + token_mix(x)) (the ``token_mixer`` op), then LayerNorm(S + PFFN(S)).
+- ``transformer_block(x, params, num_heads, mixer, causal, residual, norm, activation, eps)``:
+  a token-mixing branch (any registered mixer) and a channel-mixing branch (FFN or SwiGLU),
+  each with a residual, wired Pre-LN, Post-LN or Sandwich:
+
+      pre:       x = x + mix(N1(x));           x = x + ffn(N2(x))
+      post:      x = N1(x + mix(x));           x = N2(x + ffn(x))
+      sandwich:  x = x + N1'(mix(N1(x)));      x = x + N2'(ffn(N2(x)))
+
+  mix(h) = (mixer of h's heads) W_o + b_o; attention mixers project q, k, v first (with biases).
+
+Each implementation is the same composition over other kernels: a ``components`` mapping
+from op name to callable. Here every component is its op's einops reference.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import einsum, rearrange
+
+from mixology import registry
+from mixology.validate import (
+    check_activation,
+    check_choice,
+    check_eps,
+    check_flag,
+    check_mix_input,
+    check_params,
+)
+
+COMPONENT_OPS = ("token_mix", "token_mixer", "per_token_ffn", "layer_norm", "rms_norm",
+                 "feed_forward", "swiglu", "softmax_attention", "quadratic_attention")
+MIXERS = ("softmax_attention", "quadratic_attention", "token_mix")
+RESIDUALS = ("pre", "post", "sandwich")
+NORMS = ("layer", "rms", "none")
+BLOCK_ACTIVATIONS = ("relu", "gelu", "swish", "swiglu")
+
+
+def components(**impl_of_op: str) -> dict:
+    """op -> callable: the named registered implementation, ``reference`` for the rest."""
+    return {op: registry.get(op, impl_of_op.get(op, "reference")).fn for op in COMPONENT_OPS}
+
+
+def _linear(x, w, b):
+    return einsum(x, w, "b t i, i o -> b t o") + b
+
+
+# --- RankMixer ---------------------------------------------------------------------------
+
+def rankmixer_shapes(T: int, D: int, F: int) -> dict:
+    """name -> (shape, text) of a RankMixer block's parameters."""
+    return {"mix_norm_weight": ((D,), "(D,)"), "mix_norm_bias": ((D,), "(D,)"),
+            "w1": ((T, D, F), "(T, D, F)"), "b1": ((T, F), "(T, F)"),
+            "w2": ((T, F, D), "(T, F, D)"), "b2": ((T, D), "(T, D)"),
+            "ffn_norm_weight": ((D,), "(D,)"), "ffn_norm_bias": ((D,), "(D,)")}
+
+
+def check_rankmixer_input(x, params, num_heads, activation, eps):
+    _, T, D, _ = check_mix_input(x, num_heads)
+    check_activation(activation)
+    check_eps(eps)
+    check_params(x, params, rankmixer_shapes(T, D, _ffn_width(params, "w1", 3)))
+
+
+def rankmixer_block(x, params, num_heads, activation="gelu", eps=1e-5, *, parts=None):
+    check_rankmixer_input(x, params, num_heads, activation, eps)
+    c, p = parts or REFERENCE, params
+    s = c["token_mixer"](x, num_heads, p["mix_norm_weight"], p["mix_norm_bias"], eps)
+    f = c["per_token_ffn"](s, p["w1"], p["b1"], p["w2"], p["b2"], activation)
+    return c["layer_norm"](s + f, p["ffn_norm_weight"], p["ffn_norm_bias"], eps)
+
+
+# --- transformer block -------------------------------------------------------------------
+
+def transformer_shapes(D: int, F: int, mixer: str, residual: str, norm: str,
+                       activation: str) -> dict:
+    """name -> (shape, text) of a transformer block's parameters for this configuration."""
+    vec, mat = ((D,), "(D,)"), ((D, D), "(D, D)")
+    shapes = {}
+    if mixer != "token_mix":
+        shapes |= {"wq": mat, "bq": vec, "wk": mat, "bk": vec, "wv": mat, "bv": vec}
+    shapes |= {"wo": mat, "bo": vec}
+    if activation == "swiglu":
+        shapes |= {"w_gate": ((D, F), "(D, F)"), "w_up": ((D, F), "(D, F)"),
+                   "w_down": ((F, D), "(F, D)")}
+    else:
+        shapes |= {"w1": ((D, F), "(D, F)"), "b1": ((F,), "(F,)"), "w2": ((F, D), "(F, D)"),
+                   "b2": vec}
+    names = ("norm1", "norm2") + (("norm1_post", "norm2_post") if residual == "sandwich" else ())
+    for n in names if norm != "none" else ():
+        shapes[f"{n}_weight"] = vec
+        if norm == "layer":
+            shapes[f"{n}_bias"] = vec
+    return shapes
+
+
+def check_transformer_input(x, params, num_heads, mixer, causal, residual, norm, activation,
+                            eps):
+    _, _, D, _ = check_mix_input(x, num_heads)
+    check_choice(mixer, "mixer", MIXERS)
+    check_flag(causal, "causal")
+    check_choice(residual, "residual", RESIDUALS)
+    check_choice(norm, "norm", NORMS)
+    check_choice(activation, "activation", BLOCK_ACTIVATIONS)
+    if mixer == "quadratic_attention" and not causal:
+        raise ValueError("causal must be True with mixer='quadratic_attention' (it is causal)")
+    if mixer == "token_mix" and causal:
+        raise ValueError("causal must be False with mixer='token_mix' (it mixes every token)")
+    check_eps(eps)
+    F = _ffn_width(params, "w_gate" if activation == "swiglu" else "w1", 2)
+    check_params(x, params, transformer_shapes(D, F, mixer, residual, norm, activation))
+
+
+def _ffn_width(params, name, ndim):
+    """F, read off the first FFN weight (check_params then checks every shape against it)."""
+    w = params.get(name) if isinstance(params, dict) else None
+    return w.shape[-1] if isinstance(w, torch.Tensor) and w.ndim == ndim else 0
+
+
+def norm_fn(c, norm, p, name, eps):
+    """The block's norm ``name`` (e.g. "norm1") as a function of h; the identity for "none"."""
+    if norm == "layer":
+        return lambda h: c["layer_norm"](h, p[f"{name}_weight"], p[f"{name}_bias"], eps)
+    if norm == "rms":
+        return lambda h: c["rms_norm"](h, p[f"{name}_weight"], eps)
+    return lambda h: h
+
+
+def mix_branch(c, p, h, num_heads, mixer, causal):
+    """(mixer of h) W_o + b_o; attention mixers see h projected to q, k, v in heads."""
+    if mixer == "token_mix":
+        return _linear(c["token_mix"](h, num_heads), p["wo"], p["bo"])
+    q, k, v = (rearrange(_linear(h, p[f"w{n}"], p[f"b{n}"]), "b t (h d) -> b h t d",
+                         h=num_heads) for n in "qkv")
+    if mixer == "softmax_attention":
+        o = c["softmax_attention"](q, k, v, causal, False)
+    else:
+        o = c["quadratic_attention"](q, k, v)
+    return _linear(rearrange(o, "b h t d -> b t (h d)"), p["wo"], p["bo"])
+
+
+def ffn_branch(c, p, h, activation):
+    if activation == "swiglu":
+        return c["swiglu"](h, p["w_gate"], p["w_up"], p["w_down"])
+    act = "silu" if activation == "swish" else activation
+    return c["feed_forward"](h, p["w1"], p["b1"], p["w2"], p["b2"], act)
+
+
+def transformer_block(x, params, num_heads, mixer="softmax_attention", causal=False,
+                      residual="pre", norm="layer", activation="gelu", eps=1e-5, *, parts=None):
+    check_transformer_input(x, params, num_heads, mixer, causal, residual, norm, activation,
+                            eps)
+    c, p = parts or REFERENCE, params
+    n1, n2 = (norm_fn(c, norm, p, n, eps) for n in ("norm1", "norm2"))
+
+    def mix(h):
+        return mix_branch(c, p, h, num_heads, mixer, causal)
+
+    def ffn(h):
+        return ffn_branch(c, p, h, activation)
+
+    if residual == "pre":
+        x = x + mix(n1(x))
+        return x + ffn(n2(x))
+    if residual == "post":
+        x = n1(x + mix(x))
+        return n2(x + ffn(x))
+    n1_post, n2_post = (norm_fn(c, norm, p, n, eps) for n in ("norm1_post", "norm2_post"))
+    x = x + n1_post(mix(n1(x)))
+    return x + n2_post(ffn(n2(x)))
+
+
+class _Reference(dict):
+    """The reference components, resolved on first use (the registry must be loaded)."""
+
+    def __missing__(self, op):
+        self[op] = registry.get(op).fn
+        return self[op]
+
+
+REFERENCE = _Reference()
