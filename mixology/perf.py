@@ -107,22 +107,48 @@ QUAD_B, QUAD_H, REFERENCE_MAX_T = 2, 8, 16384
 QUAD_IMPLS = ("reference", "chunked", "triton", "sdpa_causal")
 
 
+# Per-token FFN (ff = 4D): a T sweep at D = 512 and a D sweep at T = 32, both at batch B, and a
+# batch sweep at T = 32, D = 1024 (the GEMMs are (B x D) @ (D x 4D) per token: B sets how
+# close they get to the matmul ceiling). Weights are T·8D² elements, so T and D are not swept
+# together (T = 512 at D = 2048 would be 34 GB of bf16 weights).
+PFFN_SIZES = {
+    "full": dict(B=2048, Ts=tuple(2**k for k in range(4, 10)), D_of_T=512,
+                 Ds=(256, 512, 1024, 2048), T_of_D=32, Bs=(64, 256, 1024, 4096),
+                 TD_of_B=(32, 1024), dtypes=("bf16",)),
+    "quick": dict(B=2048, Ts=(16, 64, 256, 512), D_of_T=512, Ds=(256, 1024, 2048), T_of_D=32,
+                  Bs=(256, 4096), TD_of_B=(32, 1024), dtypes=("bf16",)),
+    "cpu": dict(B=32, Ts=(16, 64), D_of_T=64, Ds=(32, 128), T_of_D=16, Bs=(8, 64),
+                TD_of_B=(16, 64), dtypes=("fp32",)),
+}
+PFFN_IMPLS = ("reference", "bmm", "compiled")
+
+# Norms: rows = B·T fixed (T = 512), D swept; bandwidth-bound, so GB/s vs the copy ceiling.
+NORM_SIZES = {
+    "full": dict(rows=2**17, T=512, Ds=(256, 512, 1024, 2048, 4096, 8192),
+                 dtypes=("bf16", "fp32")),
+    "quick": dict(rows=2**17, T=512, Ds=(1024, 4096), dtypes=("bf16",)),
+    "cpu": dict(rows=2**10, T=64, Ds=(32, 128), dtypes=("fp32",)),
+}
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One op in the sweep: its implementations, modes and how to build a call."""
+    """One op in the sweep: its implementations, modes, how to build a call and, where its
+    sizes are its own, which points to run."""
 
     name: str
     impls: tuple[str, ...]
     modes: tuple[str, ...]
     build: Callable  # (point, device) -> (fn, bytes_moved, flops)
+    points: Callable | None = None  # (entry, sizes, device) -> [Point]; None: the mixer sweep
 
 
 ENTRIES: dict[str, Entry] = {}
 
 
-def entry(name: str, impls, modes):
+def entry(name: str, impls, modes, points=None):
     def register(build):
-        ENTRIES[name] = Entry(name, tuple(impls), tuple(modes), build)
+        ENTRIES[name] = Entry(name, tuple(impls), tuple(modes), build, points)
         return build
 
     return register
@@ -141,12 +167,33 @@ def _quadratic_points(e: Entry, sizes: str, device: str) -> list[Point]:
             for T in lengths(impl)]
 
 
+def _pffn_points(e: Entry, sizes: str, device: str) -> list[Point]:
+    s = PFFN_SIZES[sizes]
+    out = []
+    for dtype in s["dtypes"]:
+        for impl in e.impls:
+            for mode in e.modes:
+                out += [Point(e.name, impl, mode, s["B"], T, s["D_of_T"], dtype, "T")
+                        for T in s["Ts"]]
+                out += [Point(e.name, impl, mode, s["B"], s["T_of_D"], D, dtype, "D")
+                        for D in s["Ds"]]
+                T, D = s["TD_of_B"]
+                out += [Point(e.name, impl, mode, B, T, D, dtype, "B") for B in s["Bs"]]
+    return out
+
+
+def _norm_points(e: Entry, sizes: str, device: str) -> list[Point]:
+    s = NORM_SIZES[sizes]
+    return [Point(e.name, impl, mode, s["rows"] // s["T"], s["T"], D, dtype, "D")
+            for dtype in s["dtypes"] for impl in e.impls for mode in e.modes for D in s["Ds"]]
+
+
 def sweep(sizes: str, device: str) -> list[Point]:
     s = SIZES[sizes]
     points = []
     for e in ENTRIES.values():
-        if e.name == "quadratic_attention":
-            points += _quadratic_points(e, sizes, device)
+        if e.points is not None:
+            points += e.points(e, sizes, device)
             continue
         for dtype in s.dtypes:
             for impl in e.impls:
@@ -251,7 +298,7 @@ def build_token_mixer(p: Point, device: str):
     return fwd_bwd, bytes_fwd + bytes_bwd, 3 * flops_fwd
 
 
-@entry("quadratic_attention", QUAD_IMPLS, ("fwd", "fwd+bwd"))
+@entry("quadratic_attention", QUAD_IMPLS, ("fwd", "fwd+bwd"), points=_quadratic_points)
 def build_quadratic_attention(p: Point, device: str):
     """Quadratic attention (q, k, v: (B, H, T, d), d = Point.D): the O(T²) einops reference,
     the linear form in torch (chunks of 64) and in Triton, against causal softmax attention by
@@ -284,6 +331,84 @@ def build_quadratic_attention(p: Point, device: str):
         return torch.autograd.grad(op(*leaves), leaves, dy)
 
     return fwd_bwd, nbytes + 7 * bh * p.T * d * size, 3 * flops
+
+
+def _fwd_or_fwd_bwd(p: Point, forward: Callable, tensors: list) -> Callable:
+    """The call to time: forward alone, or forward and backward of every tensor."""
+    if p.mode == "fwd":
+        return lambda: forward(*tensors)
+    leaves = [t.detach().requires_grad_() for t in tensors]
+    dy = None
+
+    def fwd_bwd():
+        nonlocal dy
+        y = forward(*leaves)
+        if dy is None:
+            dy = torch.randn_like(y)
+        return torch.autograd.grad(y, leaves, dy)
+
+    return fwd_bwd
+
+
+@entry("per_token_ffn", PFFN_IMPLS, ("fwd", "fwd+bwd"), points=_pffn_points)
+def build_per_token_ffn(p: Point, device: str):
+    """RankMixer's per-token FFN, ff = 4D, GELU: the einsum reference, two baddbmm, and
+    torch.compile. Compute-bound: TFLOP/s against the measured matmul ceiling."""
+    import mixology
+
+    dtype, F_ = DTYPES[p.dtype], 4 * p.D
+    g = torch.Generator(device=device).manual_seed(0)
+
+    def randn(*shape, scale=1.0):
+        return torch.randn(*shape, device=device, dtype=dtype, generator=g) * scale
+
+    tensors = [randn(p.B, p.T, p.D), randn(p.T, p.D, F_, scale=p.D**-0.5), randn(p.T, F_),
+               randn(p.T, F_, p.D, scale=F_**-0.5), randn(p.T, p.D)]
+    op = mixology.registry.get("per_token_ffn", p.impl).fn
+
+    def forward(*t):
+        return op(*t, "gelu")
+
+    size = torch.finfo(dtype).bits // 8
+    flops = 4 * p.B * p.T * p.D * F_  # two GEMMs per token, 2 FLOPs per multiply-add
+    nbytes = (2 * p.B * p.T * p.D + 2 * p.T * p.D * F_ + p.T * (F_ + p.D)) * size
+    if p.mode == "fwd":
+        return _fwd_or_fwd_bwd(p, forward, tensors), nbytes, flops
+    # backward: dx, dW1, dW2 GEMMs (2 each) -> 3x the forward FLOPs in all
+    return _fwd_or_fwd_bwd(p, forward, tensors), 3 * nbytes, 3 * flops
+
+
+def _build_norm(p: Point, device: str):
+    """LayerNorm / RMSNorm over D: bandwidth-bound, GB/s against the copy ceiling. ``torch``
+    is F.layer_norm (not a registered implementation: see ops/norms/__init__.py)."""
+    import mixology
+
+    dtype = DTYPES[p.dtype]
+    g = torch.Generator(device=device).manual_seed(0)
+    x = torch.randn(p.B, p.T, p.D, device=device, dtype=dtype, generator=g)
+    w = torch.ones(p.D, device=device, dtype=dtype)
+    rms = p.entry == "rms_norm"
+    if p.impl == "torch":
+        def forward(x_, w_, b_):
+            return F.layer_norm(x_, (p.D,), w_, b_, 1e-5)
+    else:
+        op = mixology.registry.get(p.entry, p.impl).fn
+
+        def forward(x_, w_, b_=None):
+            return op(x_, w_, 1e-5) if rms else op(x_, w_, b_, 1e-5)
+
+    tensors = [x, w] + ([] if rms else [torch.zeros_like(w)])
+    n, size = p.B * p.T * p.D, torch.finfo(dtype).bits // 8
+    # x read and y written; backward reads x and dy and writes dx (weights are negligible)
+    nbytes = (2 if p.mode == "fwd" else 5) * n * size
+    flops = (8 if p.mode == "fwd" else 24) * n
+    return _fwd_or_fwd_bwd(p, forward, tensors), nbytes, flops
+
+
+entry("layer_norm", ("reference", "triton", "torch"), ("fwd", "fwd+bwd"),
+      points=_norm_points)(_build_norm)
+entry("rms_norm", ("reference", "native", "triton"), ("fwd", "fwd+bwd"),
+      points=_norm_points)(_build_norm)
 
 
 # --- timing ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SESSION_RESULTS: list[dict] = []  # filled by perf/test_sweep.py during a bench session
+COMPUTE_BOUND = ("quadratic_attention", "per_token_ffn")  # plotted in TFLOP/s
 
 
 def point_key(info: dict) -> str:
@@ -122,12 +123,11 @@ def plot_run(run: Run, out_dir: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for info in run.results.values():
-        x = "D" if info["sweep"] == "D" else "T"
-        fixed = info["T"] if x == "D" else info["D"]
+        fixed = {"D": info["T"], "B": (info["T"], info["D"])}.get(info["sweep"], info["D"])
         groups[(info["entry"], info["mode"], info["sweep"], fixed, info["dtype"])].append(info)
     written = []
     for (entry, mode, sweep, fixed, dtype), infos in sorted(groups.items()):
-        x = "D" if sweep == "D" else "T"
+        x = sweep if sweep in ("D", "B") else "T"
         by_impl: dict[str, list[dict]] = defaultdict(list)
         for info in infos:
             by_impl[info["impl"]].append(info)
@@ -154,28 +154,35 @@ def plot_run(run: Run, out_dir: str | Path) -> list[Path]:
                                 and pts[0].get("triton_interpreted") else "")
                 ax_t.loglog(xs, [p["median_s"] * 1e3 for p in pts], "o-", label=label)
                 ax_b.loglog(xs, [p["gbps"] for p in pts], "o-", label=label)
-            label = "D" if sweep == "D" else "T"
-            other = f"T={fixed}" if sweep == "D" else f"D={fixed}"
-            if entry == "quadratic_attention":  # compute-bound: TFLOP/s, not GB/s
+            label = x
+            other = (f"T={fixed}" if sweep == "D" else f"T={fixed[0]}, D={fixed[1]}"
+                     if sweep == "B" else f"D={fixed}")
+            if entry in COMPUTE_BOUND:  # TFLOP/s, not GB/s
                 ax_b.clear()
                 for impl, pts in sorted(by_impl.items()):
-                    pts = sorted(pts, key=lambda p: p["T"])
-                    ax_b.loglog([p["T"] for p in pts], [p["tflops"] for p in pts], "o-",
+                    pts = sorted(pts, key=lambda p: p[x])
+                    ax_b.loglog([p[x] for p in pts], [p["tflops"] for p in pts], "o-",
                                 label=impl)
-                ax_b.set(ylabel="TFLOP/s (each algorithm's own FLOPs)")
-                other = f"d_head={fixed}"
+                if entry == "quadratic_attention":
+                    ax_b.set(ylabel="TFLOP/s (each algorithm's own FLOPs)")
+                    other = f"d_head={fixed}"
+                else:
+                    mm = infos[0]["ceilings"]["matmul_tflops"]
+                    ax_b.axhline(mm, color="k", ls="--", label=f"matmul ceiling {mm:.1f} TFLOP/s")
+                    ax_b.set(ylabel="TFLOP/s")
             else:
                 ax_b.axhline(ceil, color="k", ls="--", label=f"copy ceiling {ceil:.0f} GB/s")
             ax_t.set(xlabel=label, ylabel="median time per call (ms)",
                      title=f"{entry} {mode}, {other}, {dtype}")
-            if entry != "quadratic_attention":
+            if entry not in COMPUTE_BOUND:
                 ax_b.set(ylabel="effective GB/s")
             ax_b.set(xlabel=label, title=f"{entry} {mode} ({run.device_key})")
             for ax in (ax_t, ax_b):
                 ax.set_xscale("log", base=2)
                 ax.grid(True, which="both", alpha=0.3)
                 ax.legend(fontsize=8)
-            name = f"{entry}_{mode}_{label}sweep_{other.replace('=', '')}_{dtype}.png"
+            tag = other.replace("=", "").replace(", ", "_")
+            name = f"{entry}_{mode}_{label}sweep_{tag}_{dtype}.png"
             name = name.replace("+", "")
         fig.tight_layout()
         path = out / name
@@ -250,6 +257,10 @@ def report(results: list[dict]) -> str:
     if not on_gpu:
         lines.append("  CPU run: small sizes, Triton interpreted. Timings exercise the code path; "
                      "the speed claims need a GPU run (verdicts below say n/a).")
+    everything, results = results, [r for r in results if r["entry"] == "token_mixer"]
+    if not results:
+        return "\n".join(lines + quadratic_report(everything) + pffn_report(everything)
+                         + norms_report(everything))
     dtype = "bf16" if any(r["dtype"] == "bf16" for r in results) else results[0]["dtype"]
     tsweep = [r for r in results if r["sweep"] == "T" and r["dtype"] == dtype]
     Ds = sorted({r["D"] for r in tsweep})
@@ -317,8 +328,64 @@ def report(results: list[dict]) -> str:
         rs, rb = ratio("fwd", "sdpa", T_), ratio("fwd", "attention_block", T_)
         if rs or rb:
             lines.append(f"  T={T_:>6}: SDPA/mixer {_x(rs):>9}   attention block/mixer {_x(rb):>9}")
-    lines += quadratic_report(results)
+    lines += quadratic_report(everything) + pffn_report(everything) + norms_report(everything)
     return "\n".join(lines)
+
+
+def pffn_report(results: list[dict]) -> list[str]:
+    """Per-token FFN: each implementation's best TFLOP/s and % of the measured matmul ceiling,
+    at the largest batch; the target is >= 60% there (bf16, GPU)."""
+    pts = [r for r in results if r["entry"] == "per_token_ffn"]
+    if not pts:
+        return []
+    on_gpu = pts[0]["device"] == "cuda"
+    lines = ["\nper-token FFN (ff = 4D, GELU; % of the measured matmul ceiling "
+             f"{pts[0]['ceilings']['matmul_tflops']:.1f} TFLOP/s)"]
+    for dtype, mode in sorted({(r["dtype"], r["mode"]) for r in pts}):
+        sel = [r for r in pts if r["dtype"] == dtype and r["mode"] == mode]
+        B = max(r["B"] for r in sel)
+        parts = []
+        for impl in sorted({r["impl"] for r in sel}):
+            at_b = [r for r in sel if r["impl"] == impl and r["B"] == B]
+            if at_b:
+                top = max(at_b, key=lambda r: r["tflops"])
+                parts.append(f"{impl} {top['tflops']:.2f} TFLOP/s = "
+                             f"{top['pct_matmul_ceiling']:.0f}% (T={top['T']}, D={top['D']})")
+        best = max((r for r in sel if r["B"] == B), key=lambda r: r["pct_matmul_ceiling"])
+        verdict = (("met" if best["pct_matmul_ceiling"] >= 60 else "missed")
+                   if on_gpu and dtype == "bf16" else "n/a (target is bf16 on a GPU)")
+        lines.append(f"  {dtype} {mode}, B={B}: " + "; ".join(parts)
+                     + f". Target >= 60%: {verdict}.")
+        by_b = sorted((r["B"], r["pct_matmul_ceiling"]) for r in sel
+                      if r["sweep"] == "B" and r["impl"] == best["impl"])
+        if by_b:
+            lines.append(f"    {best['impl']} vs batch: " + ", ".join(
+                f"B={b}: {p:.0f}%" for b, p in by_b))
+    return lines
+
+
+def norms_report(results: list[dict]) -> list[str]:
+    """Fused norms: GB/s as % of the measured copy ceiling over the D sweep (target >= 85%)."""
+    pts = [r for r in results if r["entry"] in ("layer_norm", "rms_norm")]
+    if not pts:
+        return []
+    on_gpu = pts[0]["device"] == "cuda"
+    lines = [f"\nnorms (% of the measured copy ceiling "
+             f"{pts[0]['ceilings']['copy_gbps']:.0f} GB/s, over D)"]
+    for entry, dtype, mode in sorted({(r["entry"], r["dtype"], r["mode"]) for r in pts}):
+        parts = []
+        for impl in sorted({r["impl"] for r in pts if r["entry"] == entry}):
+            p = [r["pct_copy_ceiling"] for r in pts if (r["entry"], r["dtype"], r["mode"],
+                                                        r["impl"]) == (entry, dtype, mode, impl)]
+            if p:
+                parts.append(f"{impl} {min(p):.0f}-{max(p):.0f}%")
+        tri = [r["pct_copy_ceiling"] for r in pts if (r["entry"], r["dtype"], r["mode"],
+                                                      r["impl"]) == (entry, dtype, mode, "triton")]
+        verdict = ("n/a on CPU" if not on_gpu or not tri else
+                   "met" if min(tri) >= 85 else f"missed by {85 - min(tri):.0f} points")
+        lines.append(f"  {entry} {dtype} {mode}: " + ", ".join(parts)
+                     + f". Triton target >= 85%: {verdict}.")
+    return lines
 
 
 def quadratic_report(results: list[dict]) -> list[str]:

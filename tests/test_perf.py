@@ -126,3 +126,34 @@ def test_quadratic_attention_points_and_report():
     assert "crossover vs reference: triton faster from T=1024 on" in text
     assert "crossover vs sdpa_causal: not reached" in text
     assert "triton peak memory ~T^1.00" in text
+
+
+def test_per_token_ffn_and_norm_points_and_reports():
+    """The per-token FFN sweep (T 16..512 at D = 512, D 256..2048, batch 64..4096; ff = 4D)
+    reports TFLOP/s as % of the matmul ceiling against the 60% target; the norms report % of
+    the copy ceiling against 85%. Synthetic timings."""
+    points = perf.sweep("full", "cuda")
+    pffn = [p for p in points if p.entry == "per_token_ffn"]
+    assert {p.T for p in pffn if p.sweep == "T"} == {16, 32, 64, 128, 256, 512}
+    assert {p.D for p in pffn if p.sweep == "D"} == {256, 512, 1024, 2048}
+    assert {p.impl for p in pffn} == set(perf.PFFN_IMPLS)
+    assert max(p.T * 8 * p.D**2 * 2 for p in pffn) <= 4 * 2**30  # weights fit (bf16)
+    norms = [p for p in points if p.entry in ("layer_norm", "rms_norm")]
+    assert {p.B * p.T for p in norms} == {2**17}
+    assert {p.impl for p in norms if p.entry == "rms_norm"} == {"reference", "native", "triton"}
+
+    def r(entry, impl, pct, **kw):
+        base = dict(entry=entry, impl=impl, mode="fwd", dtype="bf16", B=4096, T=32, D=1024,
+                    sweep="B", device="cuda", device_key="cuda-X", tflops=pct * 7, pct_matmul_ceiling=pct,
+                    pct_copy_ceiling=pct, ceilings={"copy_gbps": 3000.0, "matmul_tflops": 700.0})
+        return base | kw
+
+    res = [r("per_token_ffn", "bmm", 72), r("per_token_ffn", "bmm", 20, B=64),
+           r("per_token_ffn", "reference", 50),
+           r("layer_norm", "triton", 90, sweep="D"), r("layer_norm", "triton", 80, D=256),
+           r("rms_norm", "triton", 88, sweep="D")]
+    text = perf_report.report(res)
+    assert "bmm 504.00 TFLOP/s = 72% (T=32, D=1024); reference 350.00" in text
+    assert "Target >= 60%: met" in text and "bmm vs batch: B=64: 20%, B=4096: 72%" in text
+    assert "layer_norm bf16 fwd: triton 80-90%. Triton target >= 85%: missed by 5" in text
+    assert "rms_norm bf16 fwd: triton 88-88%. Triton target >= 85%: met" in text
