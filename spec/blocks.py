@@ -16,9 +16,10 @@ from mixology.module import RankMixer, TransformerBlock
 from mixology.ops.blocks import reference as ref
 from mixology.ops.norms import reference as norms
 from mixology.ops.token_mix import reference as mixing
+from mixology.tolerance import eps, max_abs_err, scale_of
 from spec import prop
 from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
-from spec.numerics import assert_matches_reference
+from spec.numerics import assert_matches_reference, forward_backward
 from spec.strategies import LAYOUTS, bad_block_inputs, rankmixer_cases, transformer_cases
 
 TB, RM = "transformer_block", "rankmixer_block"
@@ -79,13 +80,32 @@ def shape_dtype_device(op, impl, case):
         f"got {tuple(y.shape)} {y.dtype}, expected {tuple(x.shape)} {x.dtype}")
 
 
-@_both(lambda op: _cases(op, min_B=1), cost=2)
-def matches_reference(op, impl, case):
-    """Forward and the gradients of x and every parameter within the tolerance policy of the
-    reference composition (every component its einops reference)."""
+# A block's numerics are its components' (each checked in every dtype by its own spec, under
+# the policy); the block property checks the composition. Different correct compositions round
+# differently at every component boundary, and norms and softmax amplify that, so a pairwise
+# low-precision bound between them is a statistical bet (measured over 600 random blocks: up
+# to 15x the policy's 2x, and exact-zero gradients, such as dq with one key, that one
+# implementation gets as 1e-17). In float64 those differences stay below 41 eps of the block's
+# largest output or gradient over 640 random blocks (native and triton), while a wiring bug is
+# off by O(1): the structural bound is 2^12 eps of that scale, a hundredfold margin both ways.
+STRUCTURAL_EPS = 2**12
+
+
+@_both(lambda op: _cases(op, dtypes=(torch.float64,), min_B=1), cost=2)
+def matches_reference_in_float64(op, impl, case):
+    """Forward and the gradients of x and every parameter equal the reference composition's
+    (every component its einops reference) in float64, to 2^12 eps of the block's largest
+    output or gradient: the wiring, not the rounding (which each component's spec checks)."""
     fn, tensors, names, keys = _setup(op, impl, case)
-    assert_matches_reference(fn, _call(op, getattr(ref, op), case, keys), tensors, names,
-                             upstream=case.upstream())
+    up = case.upstream()
+    got = forward_backward(fn, tensors, up)
+    want = forward_backward(_call(op, getattr(ref, op), case, keys), tensors, up)
+    bound = STRUCTURAL_EPS * eps(torch.float64) * max(scale_of(w) for w in want)
+    errs = {n: max_abs_err(g, w) if g is not None else float("inf")
+            for n, g, w in zip(("y", *names), got, want, strict=True)}
+    bad = {n: e for n, e in errs.items() if not e <= bound}
+    assert not bad, (f"differs from the reference composition by more than {bound:.2e}: "
+                     + ", ".join(f"{n} {e:.2e}" for n, e in bad.items()))
 
 
 @_both(lambda op: _cases(op, dtypes=(torch.float64,), min_B=1, max_B=1, max_T=3, max_H=2,
