@@ -117,7 +117,7 @@ PFFN_SIZES = {
                  TD_of_B=(32, 1024), dtypes=("bf16",)),
     "quick": dict(B=2048, Ts=(16, 64, 256, 512), D_of_T=512, Ds=(256, 1024, 2048), T_of_D=32,
                   Bs=(256, 4096), TD_of_B=(32, 1024), dtypes=("bf16",)),
-    "cpu": dict(B=32, Ts=(16, 64), D_of_T=64, Ds=(32, 128), T_of_D=16, Bs=(8, 64),
+    "cpu": dict(B=32, Ts=(16, 64), D_of_T=64, Ds=(128,), T_of_D=16, Bs=(64,),
                 TD_of_B=(16, 64), dtypes=("fp32",)),
 }
 PFFN_IMPLS = ("reference", "bmm", "compiled")
