@@ -23,6 +23,14 @@ def check_tensor(value, name: str) -> torch.Tensor:
     return value
 
 
+def check_like_x(x: torch.Tensor, t: torch.Tensor, name: str) -> None:
+    """``t`` (named ``name``) has x's dtype and is on x's device."""
+    if t.dtype != x.dtype:
+        raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {t.dtype}")
+    if t.device != x.device:
+        raise ValueError(f"{name} must be on x's device ({x.device}), got {t.device}")
+
+
 def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -55,10 +63,7 @@ def check_layer_norm_params(x: torch.Tensor, weight, bias, eps) -> None:
         check_tensor(p, name)
         if p.shape != (D,):
             raise ValueError(f"{name} must have shape (D,) = ({D},), got {tuple(p.shape)}")
-        if p.dtype != x.dtype:
-            raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {p.dtype}")
-        if p.device != x.device:
-            raise ValueError(f"{name} must be on x's device ({x.device}), got {p.device}")
+        check_like_x(x, p, name)
     check_eps(eps)
 
 
@@ -165,10 +170,7 @@ def check_ffn_input(x, weights: dict, biases: tuple = ()) -> tuple[int, int, int
             raise ValueError(f"{name} must have shape ({size},) = ({sizes[size]},), "
                              f"got {tuple(b.shape)}")
     for name, t in items + [(name, b) for name, b, _ in biases]:
-        if t.dtype != x.dtype:
-            raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {t.dtype}")
-        if t.device != x.device:
-            raise ValueError(f"{name} must be on x's device ({x.device}), got {t.device}")
+        check_like_x(x, t, name)
     return (*x.shape, F)
 
 
@@ -199,10 +201,7 @@ def check_pffn_input(x, w1, b1, w2, b2) -> tuple[int, int, int, int]:
         if tuple(t.shape) != want:
             raise ValueError(f"{name} must have shape {text} = {want} (one per token of x), "
                              f"got {tuple(t.shape)}")
-        if t.dtype != x.dtype:
-            raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {t.dtype}")
-        if t.device != x.device:
-            raise ValueError(f"{name} must be on x's device ({x.device}), got {t.device}")
+        check_like_x(x, t, name)
     return (*x.shape, F)
 
 
@@ -229,9 +228,4 @@ def check_params(x, params, shapes: dict) -> None:
         if tuple(t.shape) != shape:
             raise ValueError(f"params[{name!r}] must have shape {text} = {shape}, "
                              f"got {tuple(t.shape)}")
-        if t.dtype != x.dtype:
-            raise TypeError(f"params[{name!r}] must have the dtype of x ({x.dtype}), "
-                            f"got {t.dtype}")
-        if t.device != x.device:
-            raise ValueError(f"params[{name!r}] must be on x's device ({x.device}), "
-                             f"got {t.device}")
+        check_like_x(x, t, f"params[{name!r}]")
