@@ -20,15 +20,14 @@ TB, RM = "transformer_block", "rankmixer_block"
 
 def _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, *,
            wiring=None, parts=None, check=True):
-    """The reference block (its wiring copied below); ``wiring`` replaces the residual style's
-    wiring, ``parts`` overrides components."""
+    """The reference block; ``wiring`` replaces the residual style's wiring (reference.WIRING),
+    ``parts`` overrides components; unchecked, an unknown residual style runs Sandwich."""
     if check:
         ref.check_transformer_input(x, params, num_heads, mixer, causal, residual, norm,
                                     activation, eps)
     c = ref.components() | (parts or {})
     p = params
-    n = {k: ref.norm_fn(c, norm, p, k, eps) for k in ("norm1", "norm2", "norm1_post",
-                                                       "norm2_post")}
+    n = {k: ref.norm_fn(c, norm, p, k, eps) for k in ref.NORM_NAMES}
 
     def mix(h):
         return ref.mix_branch(c, p, h, num_heads, mixer, causal)
@@ -36,25 +35,10 @@ def _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
     def ffn(h):
         return ref.ffn_branch(c, p, h, activation)
 
-    return (wiring or WIRING.get(residual, _sandwich))(x, mix, ffn, n)
+    return (wiring or ref.WIRING.get(residual, ref.WIRING["sandwich"]))(x, mix, ffn, n)
 
 
-def _pre(x, mix, ffn, n):
-    x = x + mix(n["norm1"](x))
-    return x + ffn(n["norm2"](x))
-
-
-def _post(x, mix, ffn, n):
-    x = n["norm1"](x + mix(x))
-    return n["norm2"](x + ffn(x))
-
-
-def _sandwich(x, mix, ffn, n):
-    x = x + n["norm1_post"](mix(n["norm1"](x)))
-    return x + n["norm2_post"](ffn(n["norm2"](x)))
-
-
-WIRING = {"pre": _pre, "post": _post, "sandwich": _sandwich}
+_pre = ref.WIRING["pre"]
 
 
 @mutant(TB)

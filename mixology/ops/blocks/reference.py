@@ -68,7 +68,7 @@ def check_rankmixer_input(x, params, num_heads, activation, eps):
 
 def rankmixer_block(x, params, num_heads, activation="gelu", eps=1e-5, *, parts=None):
     check_rankmixer_input(x, params, num_heads, activation, eps)
-    c, p = parts or REFERENCE, params
+    c, p = parts or REFERENCE.parts, params
     s = c["token_mixer"](x, num_heads, p["mix_norm_weight"], p["mix_norm_bias"], eps)
     f = c["per_token_ffn"](s, p["w1"], p["b1"], p["w2"], p["b2"], activation)
     return c["layer_norm"](s + f, p["ffn_norm_weight"], p["ffn_norm_bias"], eps)
@@ -150,12 +150,32 @@ def ffn_branch(c, p, h, activation):
     return c["feed_forward"](h, p["w1"], p["b1"], p["w2"], p["b2"], act)
 
 
+def _pre(x, mix, ffn, n):
+    x = x + mix(n["norm1"](x))
+    return x + ffn(n["norm2"](x))
+
+
+def _post(x, mix, ffn, n):
+    x = n["norm1"](x + mix(x))
+    return n["norm2"](x + ffn(x))
+
+
+def _sandwich(x, mix, ffn, n):
+    x = x + n["norm1_post"](mix(n["norm1"](x)))
+    return x + n["norm2_post"](ffn(n["norm2"](x)))
+
+
+# residual style -> wiring of (x, mix branch, ffn branch, norms by name)
+WIRING = {"pre": _pre, "post": _post, "sandwich": _sandwich}
+NORM_NAMES = ("norm1", "norm2", "norm1_post", "norm2_post")
+
+
 def transformer_block(x, params, num_heads, mixer="softmax_attention", causal=False,
                       residual="pre", norm="layer", activation="gelu", eps=1e-5, *, parts=None):
     check_transformer_input(x, params, num_heads, mixer, causal, residual, norm, activation,
                             eps)
-    c, p = parts or REFERENCE, params
-    n1, n2 = (norm_fn(c, norm, p, n, eps) for n in ("norm1", "norm2"))
+    c, p = parts or REFERENCE.parts, params
+    n = {name: norm_fn(c, norm, p, name, eps) for name in NORM_NAMES}
 
     def mix(h):
         return mix_branch(c, p, h, num_heads, mixer, causal)
@@ -163,23 +183,29 @@ def transformer_block(x, params, num_heads, mixer="softmax_attention", causal=Fa
     def ffn(h):
         return ffn_branch(c, p, h, activation)
 
-    if residual == "pre":
-        x = x + mix(n1(x))
-        return x + ffn(n2(x))
-    if residual == "post":
-        x = n1(x + mix(x))
-        return n2(x + ffn(x))
-    n1_post, n2_post = (norm_fn(c, norm, p, n, eps) for n in ("norm1_post", "norm2_post"))
-    x = x + n1_post(mix(n1(x)))
-    return x + n2_post(ffn(n2(x)))
+    return WIRING[residual](x, mix, ffn, n)
 
 
-class _Reference(dict):
-    """The reference components, resolved on first use (the registry must be loaded)."""
+class Composition:
+    """The blocks over the named registered component implementations (``reference`` for the
+    rest), resolved on first call: each block implementation is one of these."""
 
-    def __missing__(self, op):
-        self[op] = registry.get(op).fn
-        return self[op]
+    def __init__(self, **impl_of_op: str):
+        self.impl_of_op, self._parts = impl_of_op, None
+
+    @property
+    def parts(self) -> dict:
+        if self._parts is None:  # the registry must be loaded first
+            self._parts = components(**self.impl_of_op)
+        return self._parts
+
+    def rankmixer_block(self, x, params, num_heads, activation="gelu", eps=1e-5):
+        return rankmixer_block(x, params, num_heads, activation, eps, parts=self.parts)
+
+    def transformer_block(self, x, params, num_heads, mixer="softmax_attention", causal=False,
+                          residual="pre", norm="layer", activation="gelu", eps=1e-5):
+        return transformer_block(x, params, num_heads, mixer, causal, residual, norm,
+                                 activation, eps, parts=self.parts)
 
 
-REFERENCE = _Reference()
+REFERENCE = Composition()
