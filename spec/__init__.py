@@ -48,6 +48,23 @@ def prop(op: str, cases: SearchStrategy, *, name: str | None = None, cost: int =
     return register
 
 
+def prop_each(prefix_of_op: dict[str, str], cases, **kw):
+    """Register one ``fn(op, impl, case)`` as a property of each op in ``prefix_of_op``, named
+    ``f"{prefix}_{fn.__name__}"``; ``cases`` is a strategy, or ``op -> strategy``."""
+
+    def register(fn):
+        for op, prefix in prefix_of_op.items():
+            def check(impl, case, _op=op):
+                fn(_op, impl, case)
+
+            check.__doc__ = fn.__doc__
+            drawn = cases if isinstance(cases, SearchStrategy) else cases(op)
+            prop(op, drawn, name=f"{prefix}_{fn.__name__}", **kw)(check)
+        return fn
+
+    return register
+
+
 def properties(op: str | None = None) -> list[Property]:
     load()
     return [p for (o, _), p in PROPERTIES.items() if op is None or o == op]

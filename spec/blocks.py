@@ -9,6 +9,7 @@ are zero, keep a causal mixer causal, and (RankMixer) keep each token's FFN to i
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 
@@ -17,7 +18,7 @@ from mixology.ops.blocks import reference as ref
 from mixology.ops.norms import reference as norms
 from mixology.ops.token_mix import reference as mixing
 from mixology.tolerance import eps, max_abs_err, scale_of
-from spec import prop
+from spec import prop, prop_each
 from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from spec.numerics import assert_matches_reference, forward_backward
 from spec.strategies import LAYOUTS, bad_block_inputs, rankmixer_cases, transformer_cases
@@ -53,18 +54,7 @@ def _setup(op, impl, case):
             ("dx", *(f"d{n}" for n in keys)), keys)
 
 
-def _both(cases_of, **kw):
-    """Register one property function for both blocks (``cases_of(op)`` draws its cases)."""
-    def register(fn):
-        for op, short in ((TB, "block"), (RM, "rankmixer")):
-            def check(impl, case, _op=op):
-                fn(_op, impl, case)
-
-            check.__doc__ = fn.__doc__
-            prop(op, cases_of(op), name=f"{short}_{fn.__name__}", **kw)(check)
-        return fn
-
-    return register
+_both = functools.partial(prop_each, {TB: "block", RM: "rankmixer"})  # both blocks
 
 
 def _cases(op, **kw):

@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 
 from mixology.ops.ffn import reference as ref
-from spec import prop
+from spec import prop, prop_each
 from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from spec.numerics import assert_matches_reference
 from spec.strategies import LAYOUTS, bad_ffn_inputs, ffn_cases
@@ -41,18 +42,7 @@ def _fn(op, impl, case):
     return impl
 
 
-def _each(cases, **kw):
-    """Register one property function for every channel mixer."""
-    def register(fn):
-        for op in OPS:
-            def check(impl, case, _op=op):
-                fn(_op, impl, case)
-
-            check.__doc__ = fn.__doc__
-            prop(op, cases, name=f"{PREFIX[op]}_{fn.__name__}", **kw)(check)
-        return fn
-
-    return register
+_each = functools.partial(prop_each, PREFIX)  # a property of every channel mixer
 
 
 @_each(ffn_cases())

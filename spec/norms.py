@@ -7,10 +7,12 @@ promises (RMSNorm: scale; LayerNorm: scale and shift) are the norm's own.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from mixology.ops.norms import reference as ref
-from spec import prop
+from spec import prop, prop_each
 from spec.helpers import expect_rejected, leaf
 from spec.numerics import assert_matches_reference
 from spec.strategies import bad_norm_inputs, mix_cases
@@ -42,18 +44,7 @@ def _ref(op):
     return ref.layer_norm if op == LN else ref.rms_norm
 
 
-def _both(cases, **kw):
-    """Register one property function for both norms."""
-    def register(fn):
-        for op in (LN, RMS):
-            def check(impl, case, _op=op):
-                fn(_op, impl, case)
-
-            check.__doc__ = fn.__doc__
-            prop(op, cases, name=f"{'ln' if op == LN else 'rms'}_{fn.__name__}", **kw)(check)
-        return fn
-
-    return register
+_both = functools.partial(prop_each, {LN: "ln", RMS: "rms"})  # a property of both norms
 
 
 @_both(mix_cases(**CASES))

@@ -445,8 +445,20 @@ def bad_norm_inputs(rms: bool):
 
 # --- channel mixers ----------------------------------------------------------------------
 
+class _TokensCase(_Drawn):
+    """x: (B, T, D) in the case's memory layout, and a float64 upstream gradient of its shape;
+    subclasses declare B, T, D, dtype and layout."""
+
+    def x(self) -> torch.Tensor:
+        return make_tensor((self.B, self.T, self.D), self.dtype, self.layout, self.gen(),
+                           self.device)
+
+    def upstream(self) -> torch.Tensor:
+        return self.randn(self.B, self.T, self.D, salt=99)
+
+
 @dataclass(frozen=True)
-class FfnCase(_Drawn):
+class FfnCase(_TokensCase):
     """x: (B, T, D) from ``case.x()``, weights (D, F) / (F, D) and biases from ``case.params``."""
 
     B: int
@@ -457,10 +469,6 @@ class FfnCase(_Drawn):
     layout: str = "contiguous"
     seed: int = 0
     activation: str = "gelu"
-
-    def x(self) -> torch.Tensor:
-        return make_tensor((self.B, self.T, self.D), self.dtype, self.layout, self.gen(),
-                           self.device)
 
     def matrix(self, rows: int, cols: int, salt: int) -> torch.Tensor:
         w = torch.randn(rows, cols, generator=self.gen(salt), dtype=torch.float64) / rows**0.5
@@ -475,9 +483,6 @@ class FfnCase(_Drawn):
         t = torch.randn(self.T, *shape, generator=self.gen(salt), dtype=torch.float64)
         t = t / shape[0] ** 0.5 if len(shape) == 2 else 0.5 * t
         return t.to(self.dtype).to(self.device)
-
-    def upstream(self) -> torch.Tensor:
-        return self.randn(self.B, self.T, self.D, salt=99)
 
     def __repr__(self) -> str:
         return (f"FfnCase(B={self.B}, T={self.T}, D={self.D}, F={self.F}, "
@@ -535,7 +540,7 @@ def bad_ffn_inputs(op: str):
 # --- blocks ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class BlockCase(_Drawn):
+class BlockCase(_TokensCase):
     """x: (B, T, D) from ``case.x()``; ``case.params(shapes)`` draws a block's parameters;
     ``case.config()`` is the transformer block's positional configuration (after params).
     RankMixer cases use H, activation and eps only (relu / gelu / silu)."""
@@ -553,13 +558,6 @@ class BlockCase(_Drawn):
     residual: str = "post"
     norm: str = "layer"
     activation: str = "gelu"
-
-    def x(self) -> torch.Tensor:
-        return make_tensor((self.B, self.T, self.D), self.dtype, self.layout, self.gen(),
-                           self.device)
-
-    def upstream(self) -> torch.Tensor:
-        return self.randn(self.B, self.T, self.D, salt=99)
 
     def params(self, shapes: dict) -> dict:
         """Norm weights ~ 1 + N(0, 1/4), biases ~ N(0, 1/4), matrices ~ N(0, 1/fan_in) (fan_in
