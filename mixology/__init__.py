@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from mixology import registry
-from mixology.module import RankMixer, RankMixerBlock, TokenMixer, TransformerBlock
+from mixology.module import FeedForward, RankMixer, RankMixerBlock, TokenMixer, TransformerBlock
 from mixology.registry import implementations, ops
 
-__all__ = ["RankMixer", "RankMixerBlock", "TokenMixer", "TransformerBlock", "implementations",
+__all__ = ["FeedForward", "RankMixer", "RankMixerBlock", "TokenMixer", "TransformerBlock", "implementations",
            "ops", "token_mix", "token_mixer", "token_unmix"]
 __version__ = "0.1.0"
 

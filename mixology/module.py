@@ -1,5 +1,5 @@
-"""The blocks as ``nn.Module``s: ``TokenMixer``, ``RankMixerBlock``, the stacked ``RankMixer``
-model, and the MetaFormer-style ``TransformerBlock``."""
+"""The blocks as ``nn.Module``s: ``TokenMixer``, ``FeedForward``, ``RankMixerBlock``, the stacked
+``RankMixer`` model, and the MetaFormer-style ``TransformerBlock``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mixology import registry
-from mixology.validate import check_positive_int, check_tensor
+from mixology.validate import check_activation, check_dropout, check_positive_int, check_tensor
 
 
 class TokenMixer(nn.Module):
@@ -67,6 +67,33 @@ def _init_params(shapes: dict, device, dtype) -> nn.ParameterDict:
             t = torch.zeros(shape, device=device, dtype=dtype)
         params[name] = nn.Parameter(t)
     return nn.ParameterDict(params)
+
+
+class FeedForward(nn.Module):
+    """``act(x W1 + b1) W2 + b2`` on ``x: (B, T, d_model)``, hidden width ``ff``, with hidden
+    dropout ``p = dropout`` while training (none in eval mode). Each training call draws the
+    op's ``seed`` from torch's global generator, so ``torch.manual_seed`` replays it. ``impl``
+    names a registered implementation of ``feed_forward`` or is a callable with its signature."""
+
+    def __init__(self, d_model: int, ff: int, *, activation: str = "gelu", dropout: float = 0.0,
+                 impl: str | Callable = "reference", device=None, dtype=None):
+        super().__init__()
+        check_positive_int(d_model, "d_model")
+        check_positive_int(ff, "ff")
+        self.activation, self.dropout = check_activation(activation), check_dropout(dropout, None)
+        self.impl, self._fn = impl, _block_fn("feed_forward", impl)
+        self.params = _init_params({"w1": ((d_model, ff), None), "b1": ((ff,), None),
+                                    "w2": ((ff, d_model), None), "b2": ((d_model,), None)},
+                                   device, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.dropout if self.training else 0.0
+        seed = int(torch.randint(2**62, ())) if p > 0 else None
+        w = self.params
+        return self._fn(x, w["w1"], w["b1"], w["w2"], w["b2"], self.activation, p, seed)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}, dropout={self.dropout}"
 
 
 class TransformerBlock(nn.Module):

@@ -186,6 +186,17 @@ def check_activation(activation) -> str:
     return activation
 
 
+def check_dropout(p, seed) -> float:
+    """Dropout probability ``p``, a real in [0, 1), and ``seed``, None or an int."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise TypeError(f"dropout must be a float in [0, 1), got {type(p).__name__}")
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {p!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
+    return float(p)
+
+
 def check_pffn_input(x, w1, b1, w2, b2) -> tuple[int, int, int, int]:
     """x: (B, T, D); per-token weights w1: (T, D, F), b1: (T, F), w2: (T, F, D), b2: (T, D),
     all in x's dtype and on its device. Returns (B, T, D, F)."""

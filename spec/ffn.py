@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import torch
 
@@ -37,6 +38,8 @@ def _tensors(op, case, x=None):
 
 
 def _fn(op, impl, case):
+    if case.dropout:  # feed_forward with hidden dropout, its mask seeded by the case
+        return lambda *t: impl(*t, case.activation, case.dropout, case.seed)
     if op in WITH_ACTIVATION:
         return lambda *t: impl(*t, case.activation)
     return impl
@@ -130,6 +133,75 @@ def swiglu_gate_is_silu(impl, case):
     want = torch.nn.functional.silu(a) * x[..., 0]
     assert ((y - want).abs() <= 8 * torch.finfo(x.dtype).eps * (1 + want.abs())).all(), (
         f"hidden unit 0 is not silu(x·w_gate)·x_0: max diff {(y - want).abs().max():.3e}")
+
+
+# --- feed_forward's dropout ----------------------------------------------------------------
+# The op's mask is reference.dropout_mask's; only feed_dropout_matches_reference needs that.
+# The others hold for a kernel with its own random source (Philox in the kernel, say).
+DROPOUTS = (0.1, 0.5, 0.9)
+
+
+def _dropout_probe(impl, case, seed):
+    """4·32·32 hidden units that are all act(1) (W1 = 0, b1 = 1), read one to one (W2 = I) onto
+    the output bias 1: an output is 1 where its unit was dropped, 1 + act(1)/(1 - p) where kept."""
+    kw = dict(dtype=case.dtype, device=case.device)
+    n = 32
+    ones = torch.ones(n, **kw)
+    return impl(torch.zeros(4, n, n, **kw), torch.zeros(n, n, **kw), ones, torch.eye(n, **kw),
+                ones, case.activation, case.dropout, seed)
+
+
+@prop("feed_forward", ffn_cases(dropouts=(0.0, *DROPOUTS)), exact=True)
+def feed_dropout_rate_and_scale(impl, case):
+    """Hidden dropout: a unit is dropped (the output bias is not) with probability p, drawn
+    independently for every batch row, token and hidden unit (6 sigma), and a kept unit is
+    scaled by 1/(1 - p) (4 eps); p = 0 drops nothing."""
+    p = case.dropout
+    y = _dropout_probe(impl, case, case.seed).double()
+    kept = ref.ACT[case.activation](torch.ones((), dtype=torch.float64)).item() / (1 - p)
+    dropped = y == 1
+    off = ~dropped & ((y - 1 - kept).abs() > 4 * torch.finfo(case.dtype).eps * (1 + kept))
+    assert not off.any(), (f"{int(off.sum())} outputs are neither 1 (unit dropped) nor "
+                           f"1 + act(1)/(1 - p) = {1 + kept:.4f} (kept), e.g. {y[off][0]:.4f}")
+    n, mean = y.numel(), y.numel() * p
+    sd = math.sqrt(n * p * (1 - p))
+    assert abs(int(dropped.sum()) - mean) <= 6 * sd, (
+        f"{int(dropped.sum())} of {n} units dropped at p={p}: expected {mean:.0f} ± {6 * sd:.0f}")
+    q = p**2 + (1 - p) ** 2  # two independent units agree (both kept or both dropped)
+    for axis, what in enumerate(("batch row", "token", "hidden unit")):
+        agree = (dropped == dropped.roll(1, axis)).double().mean().item()
+        assert agree <= q + 6 * math.sqrt(q * (1 - q) / n), (
+            f"neighbouring {what}s' masks agree on {agree:.1%} of units; independent masks "
+            f"agree on {q:.1%}")
+
+
+@prop("feed_forward", ffn_cases(dropouts=DROPOUTS), exact=True)
+def feed_dropout_seed_replays(impl, case):
+    """The same seed draws the same mask (the output repeats bit for bit); the next seed draws
+    another."""
+    y = _dropout_probe(impl, case, case.seed)
+    assert_bitwise_equal(_dropout_probe(impl, case, case.seed), y, "a second call, same seed")
+    assert not torch.equal(_dropout_probe(impl, case, case.seed + 1), y), (
+        "seed and seed + 1 drop the same units")
+
+
+@prop("feed_forward", ffn_cases(dropouts=DROPOUTS), cost=2)
+def feed_dropout_matches_reference(impl, case):
+    """With the reference's mask (reference.dropout_mask from the seed): forward and every
+    gradient within the tolerance policy (all dtypes, layouts, activations)."""
+    assert_matches_reference(_fn("feed_forward", impl, case), _fn("feed_forward", ref.feed_forward,
+                             case), _tensors("feed_forward", case), NAMES["feed_forward"],
+                             upstream=case.upstream())
+
+
+@prop("feed_forward", ffn_cases(dtypes=(torch.float64,), min_B=1, max_B=1, max_T=2, max_D=3,
+                                max_F=3, layouts=tuple(lay for lay in LAYOUTS if lay != "expanded"),
+                                dropouts=(0.5,)), cost=3)
+def feed_dropout_gradcheck_float64(impl, case):
+    """gradcheck in float64 at p = 0.5, one seed: the backward drops the units the forward
+    dropped, with the same scale."""
+    fn = _fn("feed_forward", impl, case)
+    torch.autograd.gradcheck(fn, tuple(leaf(t) for t in _tensors("feed_forward", case)))
 
 
 def _token_ffns(x, w1, b1, w2, b2, activation):

@@ -469,6 +469,7 @@ class FfnCase(_TokensCase):
     layout: str = "contiguous"
     seed: int = 0
     activation: str = "gelu"
+    dropout: float = 0.0  # feed_forward's hidden dropout, its mask seeded with ``seed``
 
     def matrix(self, rows: int, cols: int, salt: int) -> torch.Tensor:
         w = torch.randn(rows, cols, generator=self.gen(salt), dtype=torch.float64) / rows**0.5
@@ -487,17 +488,18 @@ class FfnCase(_TokensCase):
     def __repr__(self) -> str:
         return (f"FfnCase(B={self.B}, T={self.T}, D={self.D}, F={self.F}, "
                 f"dtype=torch.{_dtype_name(self.dtype)}, layout={self.layout!r}, "
-                f"seed={self.seed}, activation={self.activation!r})")
+                f"seed={self.seed}, activation={self.activation!r}, dropout={self.dropout})")
 
 
 @st.composite
 def ffn_cases(draw, *, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2, min_T=1, max_T=6,
-              max_D=8, max_F=12):
+              max_D=8, max_F=12, dropouts=(0.0,)):
     return FfnCase(B=draw(st.integers(min_B, max_B)), T=draw(st.integers(min_T, max_T)),
                    D=draw(st.integers(1, max_D)), F=draw(st.integers(1, max_F)),
                    dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
                    seed=draw(st.integers(0, 2**31 - 1)),
-                   activation=draw(st.sampled_from(("relu", "gelu", "silu"))))
+                   activation=draw(st.sampled_from(("relu", "gelu", "silu"))),
+                   dropout=draw(st.sampled_from(dropouts)))
 
 
 def bad_ffn_inputs(op: str):
@@ -508,9 +510,9 @@ def bad_ffn_inputs(op: str):
     a, b = torch.randn(*lead, 4, 6), torch.randn(*lead, 6, 4)
     b1, b2 = torch.zeros(*lead, 6), torch.zeros(*lead, 4)
 
-    def args(x_=x, w1=a, w2=b, bias1=b1, act="gelu"):
+    def args(x_=x, w1=a, w2=b, bias1=b1, act="gelu", *dropout_seed):
         if op in ("feed_forward", "per_token_ffn"):
-            return (x_, w1, bias1, w2, b2, act)
+            return (x_, w1, bias1, w2, b2, act, *dropout_seed)
         return (x_, w1, a, w2)
 
     first = "w1" if op != "swiglu" else "w_gate"
@@ -534,6 +536,15 @@ def bad_ffn_inputs(op: str):
                            ("b1", "(T, F)" if pffn else "(F,)")),
                   BadInput("unknown activation", args(act="tanh"), ValueError, ("activation",)),
                   BadInput("activation is None", args(act=None), TypeError, ("activation",))]
+    if op == "feed_forward":
+        cases += [BadInput("dropout 1", args(x, a, b, b1, "gelu", 1.0, 0), ValueError,
+                           ("dropout", "[0, 1)")),
+                  BadInput("dropout -0.1", args(x, a, b, b1, "gelu", -0.1, 0), ValueError,
+                           ("dropout", "[0, 1)")),
+                  BadInput("dropout is a str", args(x, a, b, b1, "gelu", "0.1", 0), TypeError,
+                           ("dropout",)),
+                  BadInput("seed is a float", args(x, a, b, b1, "gelu", 0.1, 1.5), TypeError,
+                           ("seed",))]
     return st.sampled_from(cases)
 
 

@@ -98,3 +98,24 @@ def test_transformer_block_module_runs_every_configuration(impl):
                 want = mixology.TransformerBlock(8, 2, 16, **kw)
                 want.load_state_dict(got.state_dict())
                 torch.testing.assert_close(got(x), want(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", registry.implementations("feed_forward", DEVICE))
+def test_feed_forward_module_drops_only_while_training(impl):
+    torch.manual_seed(0)
+    m = mixology.FeedForward(8, 32, dropout=0.5, impl=impl, device=DEVICE)
+    w = m.params
+    x = torch.randn(3, 4, 8, device=DEVICE)
+    plain = registry.get("feed_forward", impl).fn(x, w["w1"], w["b1"], w["w2"], w["b2"])
+    m.eval()
+    assert torch.equal(m(x), plain)
+    m.train()
+    torch.manual_seed(1)
+    a = m(x)
+    torch.manual_seed(1)
+    assert torch.equal(m(x), a)  # torch.manual_seed replays the mask
+    assert not torch.equal(m(x), a)  # and the next call draws another
+    assert not torch.equal(a, plain)
+    assert sum(p.numel() for p in m.parameters()) == 2 * 8 * 32 + 32 + 8
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        mixology.FeedForward(8, 32, dropout=1.0)

@@ -5,7 +5,8 @@ from mixology.registry import COMPILE_COST, register, register_op
 _P = "mixology.ops.ffn"
 
 register_op("feed_forward", "(x: (B, T, D), w1: (D, F), b1: (F,), w2: (F, D), b2: (D,), "
-            "activation: relu|gelu|silu) -> (B, T, D)", "act(x W1 + b1) W2 + b2")
+            "activation: relu|gelu|silu, dropout: float in [0, 1), seed: int|None) -> (B, T, D)",
+            "(act(x W1 + b1) ⊙ dropout mask) W2 + b2")
 register_op("swiglu", "(x: (B, T, D), w_gate, w_up: (D, F), w_down: (F, D)) -> (B, T, D)",
             "(silu(x W_gate) ⊙ x W_up) W_down")
 register_op("bilinear", "(x: (B, T, D), w1, w2: (D, F), w_out: (F, D)) -> (B, T, D)",

@@ -7,55 +7,130 @@ import torch.nn.functional as F
 
 from mixology.ops.ffn import reference as ref
 from mixology.registry import mutant
-from mixology.validate import check_activation, check_ffn_input, check_pffn_input
+from mixology.validate import check_activation, check_dropout, check_ffn_input, check_pffn_input
 
 
-def _ffn(x, w1, b1, w2, b2, activation, *, act=None, skip_bias=False, tokens_mixed=False):
+def _drop(h, p, seed):
+    return h * ref.dropout_mask(h.shape, p, seed, h.dtype, h.device) if p else h
+
+
+def _ffn(x, w1, b1, w2, b2, activation, dropout=0.0, seed=None, *, act=None, skip_bias=False,
+         tokens_mixed=False, drop=_drop):
+    """The reference written out, with the knobs the mutants turn; ``drop(h, p, seed)``."""
     check_ffn_input(x, {"w1": w1, "w2": w2}, (("b1", b1, "F"), ("b2", b2, "D")))
     check_activation(activation)
-    h = x @ w1 + b1
-    h = (act or ref.ACT[activation])(h)
-    y = h @ w2 + (0 if skip_bias else b2)
+    p = check_dropout(dropout, seed)
+    h = (act or ref.ACT[activation])(x @ w1 + b1)
+    y = (h if drop is None else drop(h, p, seed)) @ w2 + (0 if skip_bias else b2)
     if tokens_mixed:  # a "mean over tokens" residual that leaks across tokens
         y = y + 0.5 * x.mean(dim=1, keepdim=True)
     return y
 
 
 @mutant("feed_forward")
-def ffn_missing_activation(x, w1, b1, w2, b2, activation="gelu"):
+def ffn_missing_activation(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
     """No nonlinearity: a linear layer."""
-    return _ffn(x, w1, b1, w2, b2, activation, act=lambda h: h)
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed, act=lambda h: h)
 
 
 @mutant("feed_forward")
-def ffn_activation_ignored(x, w1, b1, w2, b2, activation="gelu"):
+def ffn_activation_ignored(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
     """Always ReLU, whatever ``activation`` says."""
-    return _ffn(x, w1, b1, w2, b2, activation, act=F.relu)
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed, act=F.relu)
 
 
 @mutant("feed_forward")
-def ffn_gelu_tanh_approximation(x, w1, b1, w2, b2, activation="gelu"):
+def ffn_gelu_tanh_approximation(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
     """GELU by its tanh approximation where exact (erf) GELU is specified."""
     act = (lambda h: F.gelu(h, approximate="tanh")) if activation == "gelu" else None
-    return _ffn(x, w1, b1, w2, b2, activation, act=act)
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed, act=act)
 
 
 @mutant("feed_forward")
-def ffn_output_bias_dropped(x, w1, b1, w2, b2, activation="gelu"):
+def ffn_output_bias_dropped(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
     """Forgets b2."""
-    return _ffn(x, w1, b1, w2, b2, activation, skip_bias=True)
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed, skip_bias=True)
 
 
 @mutant("feed_forward")
-def ffn_leaks_across_tokens(x, w1, b1, w2, b2, activation="gelu"):
+def ffn_leaks_across_tokens(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
     """Adds half the mean over tokens: token t's output depends on other tokens."""
-    return _ffn(x, w1, b1, w2, b2, activation, tokens_mixed=True)
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed, tokens_mixed=True)
 
 
 @mutant("feed_forward")
-def ffn_unchecked(x, w1, b1, w2, b2, activation="gelu"):
-    """No input checks: an unknown activation raises KeyError, bad shapes fail in matmul."""
-    return ref.ACT[activation](x @ w1 + b1) @ w2 + b2
+def ffn_unchecked(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
+    """No input checks: an unknown activation raises KeyError, bad shapes fail in matmul,
+    dropout=1 divides by zero."""
+    h = ref.ACT[activation](x @ w1 + b1)
+    return _drop(h, dropout, seed) @ w2 + b2
+
+
+# --- feed_forward's dropout ----------------------------------------------------------------
+@mutant("feed_forward")
+def ffn_dropout_not_rescaled(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
+    """Drops units but forgets the 1/(1 - p) on the kept ones."""
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed,
+                drop=lambda h, p, s: h * (_drop(torch.ones_like(h), p, s) != 0))
+
+
+@mutant("feed_forward")
+def ffn_dropout_keeps_with_probability_p(x, w1, b1, w2, b2, activation="gelu", dropout=0.0,
+                                         seed=None):
+    """p read as the keep probability: keeps where rand < p, scaled by 1/p (p = 0 drops all)."""
+    def drop(h, p, s):
+        gen = None if s is None else torch.Generator(device=h.device).manual_seed(s)
+        keep = torch.rand(h.shape, generator=gen, device=h.device) < p
+        return h * keep.to(h.dtype) / max(p, 1e-3)
+
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed, drop=drop)
+
+
+@mutant("feed_forward")
+def ffn_dropout_mask_shared_across_tokens(x, w1, b1, w2, b2, activation="gelu", dropout=0.0,
+                                          seed=None):
+    """One mask of shape (B, 1, F) broadcast over the tokens."""
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed,
+                drop=lambda h, p, s: h * _drop(h.new_ones(h.shape[0], 1, h.shape[2]), p, s))
+
+
+@mutant("feed_forward")
+def ffn_dropout_on_output(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
+    """Dropout on the output (bias included) instead of on the hidden units."""
+    y = _ffn(x, w1, b1, w2, b2, activation, dropout, seed, drop=None)
+    return _drop(y, dropout, seed)
+
+
+@mutant("feed_forward")
+def ffn_dropout_ignores_seed(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
+    """Draws the mask from torch's global generator whatever the seed: no replay."""
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed,
+                drop=lambda h, p, s: _drop(h, p, None))
+
+
+class _FreshMaskInBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, p, seed):
+        ctx.p, ctx.seed = p, seed
+        return _drop(h, p, seed)
+
+    @staticmethod
+    def backward(ctx, g):  # a recomputed mask from the wrong offset
+        return _drop(g, ctx.p, ctx.seed + 1), None, None
+
+
+@mutant("feed_forward")
+def ffn_dropout_fresh_mask_in_backward(x, w1, b1, w2, b2, activation="gelu", dropout=0.0,
+                                       seed=None):
+    """The backward recomputes the mask from the next seed: gradients through other units."""
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed,
+                drop=lambda h, p, s: _FreshMaskInBackward.apply(h, p, s) if p else h)
+
+
+@mutant("feed_forward")
+def ffn_dropout_ignored(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
+    """Accepts dropout and never drops (an eval-mode layer in training)."""
+    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed, drop=None)
 
 
 @mutant("swiglu")
@@ -128,15 +203,15 @@ def bilinear_fp32_output(x, w1, w2, w_out):
 
 
 @mutant("feed_forward")
-def ffn_squeezes_singletons(x, w1, b1, w2, b2, activation="gelu"):
+def ffn_squeezes_singletons(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
     """Calls .squeeze() on the result: the wrong shape when B, T or D is 1."""
-    return ref.feed_forward(x, w1, b1, w2, b2, activation).squeeze()
+    return ref.feed_forward(x, w1, b1, w2, b2, activation, dropout, seed).squeeze()
 
 
 @mutant("feed_forward")
-def ffn_detached_first_layer(x, w1, b1, w2, b2, activation="gelu"):
+def ffn_detached_first_layer(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
     """W1 enters detached: no gradient reaches it."""
-    return ref.feed_forward(x, w1.detach(), b1, w2, b2, activation)
+    return ref.feed_forward(x, w1.detach(), b1, w2, b2, activation, dropout, seed)
 
 
 @mutant("swiglu")
