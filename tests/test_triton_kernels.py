@@ -214,3 +214,29 @@ def test_gate_kernel_over_many_blocks(op, dtype):
     up = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(DEVICE)
     assert_matches_reference(getattr(triton_gated, op), getattr(reference, op), args,
                              ("dx", "dw1", "dw2", "dw3"), upstream=up)
+
+
+# --- feed-forward: bias, activation and dropout mask ------------------------------------
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "silu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_ffn_kernel_over_many_blocks(activation, dtype):
+    """B·T·F = 6000 hidden units (several blocks of 1024, a partial last one), with and without
+    dropout: the bias is indexed by unit (offset % F) in every block."""
+    from mixology.ops.ffn import reference, triton_ffn
+    from spec.numerics import assert_matches_reference
+
+    g = torch.Generator().manual_seed(6)
+    B, T, D, F = 3, 50, 16, 40
+
+    def rnd(*s, scale=1.0):
+        return (scale * torch.randn(*s, generator=g, dtype=torch.float64)).to(dtype).to(DEVICE)
+
+    args = (rnd(B, T, D), rnd(D, F, scale=D**-0.5), rnd(F, scale=0.5), rnd(F, D, scale=F**-0.5),
+            rnd(D, scale=0.5))
+    up = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(DEVICE)
+    for p in (0.0, 0.3):
+        assert_matches_reference(
+            lambda *t, p=p: triton_ffn.feed_forward(*t, activation, p, 11),
+            lambda *t, p=p: reference.feed_forward(*t, activation, p, 11),
+            args, ("dx", "dw1", "db1", "dw2", "db2"), upstream=up)

@@ -15,6 +15,8 @@ for _op in ("feed_forward", "swiglu", "bilinear"):
     register(_op, "reference", f"{_P}.reference:{_op}", doc="einops")
     register(_op, "compiled", f"{_P}.compiled:{_op}", doc="torch.compile of the reference",
              cost=COMPILE_COST)
+register("feed_forward", "triton", f"{_P}.triton_ffn:feed_forward", needs="triton",
+         doc="torch matmuls + one fused Triton kernel for bias, activation and dropout mask")
 for _op in ("swiglu", "bilinear"):
     register(_op, "triton", f"{_P}.triton_gated:{_op}", needs="triton",
              doc="torch matmuls + one fused Triton kernel for the gate (fwd and bwd)")

@@ -318,3 +318,25 @@ def pffn_unchecked(x, w1, b1, w2, b2, activation="gelu"):
     """No input checks: bad shapes fail (or broadcast) inside einsum."""
     h = ref.ACT[activation](torch.einsum("btd,tdf->btf", x, w1) + b1)
     return torch.einsum("btf,tfd->btd", h, w2) + b2
+
+
+@mutant("feed_forward", needs="triton")
+def triton_ffn_backward_forgets_mask(x, w1, b1, w2, b2, activation="gelu", dropout=0.0,
+                                     seed=None):
+    """The fused kernel's backward runs without the dropout mask (it was not saved): gradients
+    reach dropped units, unscaled."""
+    from mixology.ops.ffn import triton_ffn as tf
+
+    class Function(tf._BiasActDrop):
+        @staticmethod
+        def backward(ctx, g):
+            a, b1_, _ = ctx.saved_tensors
+            dz = torch.empty_like(a)
+            tf._launch(tf._act_bwd_kernel, a, b1_, None, g.contiguous(), dz, act=ctx.act)
+            return dz, dz.sum(dim=(0, 1)), None, None
+
+    B, T, _, F_ = check_ffn_input(x, {"w1": w1, "w2": w2}, (("b1", b1, "F"), ("b2", b2, "D")))
+    check_activation(activation)
+    p = check_dropout(dropout, seed)
+    mask = ref.dropout_mask((B, T, F_), p, seed, x.dtype, x.device) if p > 0 else None
+    return Function.apply(x @ w1, b1, mask, activation) @ w2 + b2
