@@ -510,7 +510,7 @@ def bad_ffn_inputs(op: str):
     a, b = torch.randn(*lead, 4, 6), torch.randn(*lead, 6, 4)
     b1, b2 = torch.zeros(*lead, 6), torch.zeros(*lead, 4)
 
-    def args(x_=x, w1=a, w2=b, bias1=b1, act="gelu", *dropout_seed):
+    def args(x_=x, w1=a, w2=b, bias1=b1, act="gelu", dropout_seed=()):
         if op in ("feed_forward", "per_token_ffn"):
             return (x_, w1, bias1, w2, b2, act, *dropout_seed)
         return (x_, w1, a, w2)
@@ -537,13 +537,13 @@ def bad_ffn_inputs(op: str):
                   BadInput("unknown activation", args(act="tanh"), ValueError, ("activation",)),
                   BadInput("activation is None", args(act=None), TypeError, ("activation",))]
     if op == "feed_forward":
-        cases += [BadInput("dropout 1", args(x, a, b, b1, "gelu", 1.0, 0), ValueError,
+        cases += [BadInput("dropout 1", args(dropout_seed=(1.0, 0)), ValueError,
                            ("dropout", "[0, 1)")),
-                  BadInput("dropout -0.1", args(x, a, b, b1, "gelu", -0.1, 0), ValueError,
+                  BadInput("dropout -0.1", args(dropout_seed=(-0.1, 0)), ValueError,
                            ("dropout", "[0, 1)")),
-                  BadInput("dropout is a str", args(x, a, b, b1, "gelu", "0.1", 0), TypeError,
+                  BadInput("dropout is a str", args(dropout_seed=("0.1", 0)), TypeError,
                            ("dropout",)),
-                  BadInput("seed is a float", args(x, a, b, b1, "gelu", 0.1, 1.5), TypeError,
+                  BadInput("seed is a float", args(dropout_seed=(0.1, 1.5)), TypeError,
                            ("seed",))]
     return st.sampled_from(cases)
 

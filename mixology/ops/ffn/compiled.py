@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from mixology.compiling import compile_reference
 from mixology.ops.ffn import reference
-from mixology.validate import check_activation, check_dropout, check_ffn_input, check_pffn_input
+from mixology.validate import check_activation, check_ffn_input, check_pffn_input
 
 
 def feed_forward(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
     """The dropout mask is drawn eagerly (torch's generator) and enters the graph as a tensor."""
-    B, T, _, F = check_ffn_input(x, {"w1": w1, "w2": w2}, (("b1", b1, "F"), ("b2", b2, "D")))
-    check_activation(activation)
-    p = check_dropout(dropout, seed)
-    mask = reference.dropout_mask((B, T, F), p, seed, x.dtype, x.device) if p > 0 else None
+    mask = reference.feed_forward_mask(x, w1, b1, w2, b2, activation, dropout, seed)
     return compile_reference(reference._feed_forward)(x, w1, b1, w2, b2, activation, mask)
 
 

@@ -335,8 +335,5 @@ def triton_ffn_backward_forgets_mask(x, w1, b1, w2, b2, activation="gelu", dropo
             tf._launch(tf._act_bwd_kernel, a, b1_, None, g.contiguous(), dz, act=ctx.act)
             return dz, dz.sum(dim=(0, 1)), None, None
 
-    B, T, _, F_ = check_ffn_input(x, {"w1": w1, "w2": w2}, (("b1", b1, "F"), ("b2", b2, "D")))
-    check_activation(activation)
-    p = check_dropout(dropout, seed)
-    mask = ref.dropout_mask((B, T, F_), p, seed, x.dtype, x.device) if p > 0 else None
+    mask = ref.feed_forward_mask(x, w1, b1, w2, b2, activation, dropout, seed)
     return Function.apply(x @ w1, b1, mask, activation) @ w2 + b2

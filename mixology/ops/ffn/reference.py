@@ -42,11 +42,17 @@ def _feed_forward(x, w1, b1, w2, b2, activation, mask=None):
     return _linear(h if mask is None else h * mask, w2, b2)
 
 
-def feed_forward(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
+def feed_forward_mask(x, w1, b1, w2, b2, activation, dropout, seed) -> torch.Tensor | None:
+    """Check every input of ``feed_forward`` and draw its dropout mask (None at p = 0): what
+    each implementation does before its own arithmetic."""
     B, T, _, F_ = check_ffn_input(x, {"w1": w1, "w2": w2}, (("b1", b1, "F"), ("b2", b2, "D")))
     check_activation(activation)
     p = check_dropout(dropout, seed)
-    mask = dropout_mask((B, T, F_), p, seed, x.dtype, x.device) if p > 0 else None
+    return dropout_mask((B, T, F_), p, seed, x.dtype, x.device) if p > 0 else None
+
+
+def feed_forward(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
+    mask = feed_forward_mask(x, w1, b1, w2, b2, activation, dropout, seed)
     return _feed_forward(x, w1, b1, w2, b2, activation, mask)
 
 

@@ -18,9 +18,8 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.ops.ffn.reference import dropout_mask
+from mixology.ops.ffn.reference import feed_forward_mask
 from mixology.triton_utils import acc_dtype, cast_out, check_runnable, emulate_bf16_rne
-from mixology.validate import check_activation, check_dropout, check_ffn_input
 
 BLOCK = 1024
 ACT_CODE = {"relu": 0, "gelu": 1, "silu": 2}
@@ -95,9 +94,6 @@ class _BiasActDrop(torch.autograd.Function):
 
 
 def feed_forward(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
-    B, T, _, F = check_ffn_input(x, {"w1": w1, "w2": w2}, (("b1", b1, "F"), ("b2", b2, "D")))
-    check_activation(activation)
-    p = check_dropout(dropout, seed)
+    mask = feed_forward_mask(x, w1, b1, w2, b2, activation, dropout, seed)
     check_runnable(x)
-    mask = dropout_mask((B, T, F), p, seed, x.dtype, x.device) if p > 0 else None
     return _BiasActDrop.apply(x @ w1, b1, mask, activation) @ w2 + b2
