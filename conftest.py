@@ -4,6 +4,9 @@
 - On CPU, Triton kernels run through Triton's interpreter: ``TRITON_INTERPRET=1`` must be set
   before triton is imported, so it is set here, first.
 - ``MIXOLOGY_PROFILE`` (ci | dev | thorough) picks the hypothesis profile (default dev).
+- ``MIXOLOGY_SIZES`` (small | kernel | all) picks the case sizes (default all: small, then a
+  budget of kernel-scale examples).
+- ``MIXOLOGY_POISON=1`` (set here): kernel output buffers start as NaN.
 """
 
 import os
@@ -13,6 +16,8 @@ import torch
 
 DEVICE = os.environ.get("MIXOLOGY_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 os.environ["MIXOLOGY_DEVICE"] = DEVICE
+# Kernel outputs start as NaN (mixology.triton_utils.empty): an unwritten tile fails every test.
+os.environ.setdefault("MIXOLOGY_POISON", "1")
 if DEVICE == "cpu":
     os.environ.setdefault("TRITON_INTERPRET", "1")
     warnings.filterwarnings("ignore", category=RuntimeWarning,

@@ -11,16 +11,33 @@ import re
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import hypothesis
 from hypothesis import Phase, given, settings
 
 import spec
 from mixology import registry
-from spec.strategies import load_profile, set_device
+from spec.strategies import (
+    KERNEL_CAP,
+    KERNEL_EXAMPLES,
+    load_profile,
+    profile_name,
+    set_device,
+    set_tier,
+    tiers,
+)
 
 _BLOB = re.compile(r"@reproduce_failure\('([^']+)', b'([^']+)'\)")
+
+
+@dataclass
+class Failure:
+    """One distinct failure: hypothesis may find several in one run (an ExceptionGroup)."""
+
+    error: str
+    counterexample: str = ""
+    replay: str = ""
 
 
 @dataclass
@@ -30,54 +47,96 @@ class Outcome:
     prop: str
     ok: bool
     seconds: float
-    error: str = ""
-    counterexample: str = ""
-    replay: str = ""
+    failures: list[Failure] = field(default_factory=list)
+    sizes: str = "small"  # the tiers run (the one that failed, on failure)
+    kind: str = "correctness"
 
     @property
     def status(self) -> str:
         return "pass" if self.ok else "FAIL"
 
+    # the first failure, for one-line reports
+    @property
+    def error(self) -> str:
+        return self.failures[0].error if self.failures else ""
+
+    @property
+    def counterexample(self) -> str:
+        return self.failures[0].counterexample if self.failures else ""
+
+    @property
+    def replay(self) -> str:
+        return self.failures[0].replay if self.failures else ""
+
+
+def examples(profile: str | None, tier: str) -> int:
+    """Examples a property gets in ``tier`` under ``profile`` (before dividing by costs)."""
+    base = load_profile(profile)
+    return base.max_examples if tier == "small" else KERNEL_EXAMPLES[profile or profile_name()]
+
 
 def check(p: spec.Property, fn: Callable, impl_name: str, *, device: str = "cpu",
           profile: str | None = None, reproduce: str | None = None, shrink: bool = True,
-          replay_args: str = "", cost: int = 1) -> Outcome:
-    """Run property ``p`` on callable ``fn``; never raises for a property failure.
-    ``cost``: the implementation's relative cost per example (see registry.Impl)."""
+          replay_args: str = "", cost: int = 1, sizes: str | None = None) -> Outcome:
+    """Run property ``p`` on callable ``fn`` in each tier of ``sizes`` (small | kernel | all;
+    default ``$MIXOLOGY_SIZES`` or all); never raises for a property failure. ``cost``: the
+    implementation's relative cost per example (see registry.Impl). A property whose cases
+    have no kernel tier runs in the small tier only."""
+    run = [t for t in tiers(sizes) if t == "small" or p.kernel] or ["small"]
+    start = time.perf_counter()
+    for tier in run:
+        failures = _run_tier(p, fn, impl_name, tier, device=device, profile=profile,
+                             reproduce=reproduce, shrink=shrink, replay_args=replay_args,
+                             cost=cost)
+        if failures:
+            return Outcome(p.op, impl_name, p.name, False, time.perf_counter() - start,
+                           failures, tier, p.kind)
+    return Outcome(p.op, impl_name, p.name, True, time.perf_counter() - start,
+                   sizes="+".join(run), kind=p.kind)
+
+
+def _run_tier(p, fn, impl_name, tier, *, device, profile, reproduce, shrink, replay_args,
+              cost) -> list[Failure]:
     set_device(device)
     base = load_profile(profile)
-    overrides = dict(max_examples=max(1, base.max_examples // (p.cost * cost)))
+    overrides = dict(max_examples=max(1, examples(profile, tier) // (p.cost * cost)))
     if not shrink:
         overrides.update(phases=[Phase.explicit, Phase.reuse, Phase.generate], database=None)
 
     def property_test(case):
         p.fn(fn, case)
 
-    property_test._hypothesis_internal_add_digest = f"{p.op}/{p.name}/{impl_name}".encode()
+    property_test._hypothesis_internal_add_digest = f"{p.op}/{p.name}/{impl_name}/{tier}".encode()
     test = settings(base, **overrides)(given(case=p.cases)(property_test))
     if reproduce:
         test = hypothesis.reproduce_failure(hypothesis.__version__, reproduce.encode())(test)
 
     report: list[str] = []
-    start = time.perf_counter()
+    set_tier(tier, KERNEL_CAP[profile or profile_name()])
     try:
         with hypothesis.reporting.with_reporter(report.append):
             test()
-    except Exception as e:  # a property failure, or an implementation crash
-        # hypothesis attaches "Falsifying example: ..." to the exception as notes (PEP 678)
-        text = "\n".join([str(r) for r in report] + list(getattr(e, "__notes__", [])))
-        counterexample = _counterexample(text)
-        m = _BLOB.search(text)
-        replay = ""
-        if m:
-            replay = (f"python -m mixology verify --op {p.op} --property {p.name} "
-                      f"{replay_args or '--impl ' + shlex.quote(impl_name)} "
-                      f"--device {device} --reproduce {shlex.quote(m.group(2))}")
-        error = f"{type(e).__name__}: {e}".strip()
-        counterexample = counterexample.replace(error, "").strip()
-        return Outcome(p.op, impl_name, p.name, False, time.perf_counter() - start,
-                       error, counterexample, replay)
-    return Outcome(p.op, impl_name, p.name, True, time.perf_counter() - start)
+    except BaseException as e:  # a property failure (or several), or an implementation crash
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        replay = (f"python -m mixology verify --op {p.op} --property {p.name} "
+                  f"{replay_args or '--impl ' + shlex.quote(impl_name)} "
+                  f"--device {device} --sizes {tier} --reproduce ")
+        errors = list(getattr(e, "exceptions", None) or [e])  # an ExceptionGroup: each one
+        return [_failure(err, report if len(errors) == 1 else [], replay) for err in errors]
+    finally:
+        set_tier("small")
+    return []
+
+
+def _failure(e: BaseException, report: list[str], replay: str) -> Failure:
+    """Error, counterexample and replay of one failure; hypothesis attaches "Falsifying
+    example: ..." and the reproduce blob to each exception as notes (PEP 678)."""
+    text = "\n".join([str(r) for r in report] + list(getattr(e, "__notes__", [])))
+    error = f"{type(e).__name__}: {e}".strip()
+    m = _BLOB.search(text)
+    return Failure(error, _counterexample(text).replace(error, "").strip(),
+                   replay + shlex.quote(m.group(2)) if m else "")
 
 
 def _counterexample(text: str) -> str:
@@ -92,8 +151,10 @@ def verify(ops: list[str] | None = None, impls: list[str] | None = None,
            props: list[str] | None = None, *, device: str | None = None,
            profile: str | None = None, reproduce: str | None = None,
            candidates: dict[str, str] | None = None, mutants: list[str] | None = None,
-           on_result: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Every property of every selected op on every selected implementation (or candidate)."""
+           on_result: Callable[[Outcome], None] | None = None,
+           sizes: str | None = None) -> list[Outcome]:
+    """Every property of every selected op on every selected implementation (or candidate),
+    in the tiers of ``sizes`` (small | kernel | all)."""
     device = device or registry.default_device()
     outcomes = []
     targets: list[tuple[str, str, Callable, str, int]] = []  # (op, label, fn, replay, cost)
@@ -123,7 +184,7 @@ def verify(ops: list[str] | None = None, impls: list[str] | None = None,
             if props and p.name not in props:
                 continue
             out = check(p, fn, label, device=device, profile=profile, reproduce=reproduce,
-                        replay_args=replay_args, cost=cost)
+                        replay_args=replay_args, cost=cost, sizes=sizes)
             outcomes.append(out)
             if on_result:
                 on_result(out)
@@ -131,12 +192,12 @@ def verify(ops: list[str] | None = None, impls: list[str] | None = None,
 
 
 def rejects(m: registry.Mutant, *, device: str = "cpu", profile: str | None = None,
-            stop_at_first: bool = True) -> list[str]:
+            stop_at_first: bool = True, sizes: str | None = None) -> list[str]:
     """Names of the properties that fail on mutant ``m`` (no shrinking: only the verdict counts)."""
     killed = []
     for p in spec.properties(m.op):
         if not check(p, m.fn, f"mutant:{m.name}", device=device, profile=profile,
-                     shrink=False).ok:
+                     shrink=False, sizes=sizes).ok:
             killed.append(p.name)
             if stop_at_first:
                 break

@@ -9,6 +9,22 @@ import torch
 import triton
 import triton.language as tl
 
+# Tests and `verify` set MIXOLOGY_POISON=1: outputs a kernel must write start as NaN, so a tile
+# that no program writes fails every comparison instead of passing on leftover memory.
+POISON_ENV = "MIXOLOGY_POISON"
+
+
+def empty(shape, dtype: torch.dtype, device) -> torch.Tensor:
+    """An output buffer for a kernel to fill: torch.empty, or NaN-filled under MIXOLOGY_POISON=1."""
+    out = torch.empty(shape, dtype=dtype, device=device)
+    if os.environ.get(POISON_ENV) == "1" and out.is_floating_point():
+        out.fill_(float("nan"))
+    return out
+
+
+def empty_like(t: torch.Tensor) -> torch.Tensor:
+    return empty(t.shape, t.dtype, t.device)
+
 
 def check_runnable(x: torch.Tensor) -> None:
     """Refuse, with a clear error, to launch where Triton cannot run x's device."""

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from hypothesis.strategies import SearchStrategy
 
+KINDS = ("correctness", "numerics", "contract")
+
 
 @dataclass(frozen=True)
 class Property:
@@ -27,21 +29,34 @@ class Property:
     cases: SearchStrategy
     cost: int = 1  # relative cost per example: the profile's max_examples is divided by it
     exact: bool = False  # asserts bitwise equality (data movement), not the tolerance policy
+    # correctness: computes the op; numerics: precision under stress (accumulation, large
+    # magnitudes); contract: bad input raises a clear ValueError/TypeError naming the argument
+    kind: str = "correctness"
 
     @property
     def doc(self) -> str:
-        return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
+        """The docstring's first sentence (may span lines), on one line."""
+        text = " ".join((self.fn.__doc__ or "").split())
+        end = text.find(". ")
+        return text if end < 0 else text[: end + 1]
+
+    @property
+    def kernel(self) -> bool:
+        """Whether its cases have a kernel-scale tier (spec.strategies.sized)."""
+        return getattr(self.cases, "kernel_sized", False)
 
 
 PROPERTIES: dict[tuple[str, str], Property] = {}
 
 
 def prop(op: str, cases: SearchStrategy, *, name: str | None = None, cost: int = 1,
-         exact: bool = False):
+         exact: bool = False, kind: str = "correctness"):
     """Register ``fn(impl, case)`` as a property of ``op`` checked on cases drawn from ``cases``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}; expected one of {KINDS}")
 
     def register(fn):
-        p = Property(op, name or fn.__name__, fn, cases, cost, exact)
+        p = Property(op, name or fn.__name__, fn, cases, cost, exact, kind)
         PROPERTIES[(op, p.name)] = p
         return fn
 

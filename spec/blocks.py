@@ -98,7 +98,7 @@ def matches_reference_in_float64(op, impl, case):
                      + ", ".join(f"{n} {e:.2e}" for n, e in bad.items()))
 
 
-@_both(lambda op: _cases(op, dtypes=(torch.float64,), min_B=1, max_B=1, max_T=3, max_H=2,
+@_both(lambda op: _cases(op, dtypes=(torch.float64,), min_B=1, max_B=1, max_T=3, max_H=2, kernel=False,
                          max_head_dim=3, max_F=3, layouts=NO_EXPANDED), cost=3)
 def gradcheck_float64(op, impl, case):
     """torch.autograd.gradcheck in float64 over x and every parameter."""
@@ -266,4 +266,4 @@ for _op, _short in ((TB, "block"), (RM, "rankmixer")):
         expect_rejected(impl, case, getattr(ref, _op))
 
     _bad.__doc__ = "Bad x, params or configuration: ValueError/TypeError naming it."
-    prop(_op, bad_block_inputs(_op), name=f"{_short}_bad_input_raises")(_bad)
+    prop(_op, bad_block_inputs(_op), name=f"{_short}_bad_input_raises", kind="contract")(_bad)

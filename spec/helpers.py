@@ -32,24 +32,25 @@ def leaf(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
 
 
 def expect_rejected(fn, bad, reference) -> None:
-    """``fn(*bad.args)`` raises ``bad.error`` naming ``bad.names``, as the reference does."""
+    """``fn(*bad.args)`` raises a ValueError or TypeError whose message names the argument
+    (``bad.names[0]``): the contract, nothing more. The reference's own error (with the shape
+    it expected) is checked word for word across the registered implementations by
+    tests/test_errors.py, not here."""
     try:
         reference(*bad.args)
-    except (TypeError, ValueError) as e:
-        ref_error = e
+    except (TypeError, ValueError):
+        pass
     else:  # pragma: no cover - the spec's own consistency
         raise AssertionError(f"the reference accepts bad input {bad.what!r}")
+    arg = bad.names[0]
     try:
         fn(*bad.args)
     except (TypeError, ValueError) as e:
-        assert type(e) is type(ref_error), (
-            f"{bad.what}: raised {type(e).__name__}({e}), the reference raises "
-            f"{type(ref_error).__name__}({ref_error})")
-        missing = [n for n in bad.names if n not in str(e)]
-        assert not missing, f"{bad.what}: error {e!r} does not name {missing}"
+        assert arg in str(e), f"{bad.what}: error {e!r} does not name the argument {arg!r}"
     except Exception as e:
         raise AssertionError(
-            f"{bad.what}: raised {type(e).__name__}({e}) instead of a clear "
-            f"{type(ref_error).__name__} naming {list(bad.names)}") from e
+            f"{bad.what}: raised {type(e).__name__}({e}) instead of a ValueError or TypeError "
+            f"naming {arg!r}") from e
     else:
-        raise AssertionError(f"{bad.what}: accepted silently (expected {bad.error.__name__})")
+        raise AssertionError(f"{bad.what}: accepted silently (expected a ValueError or "
+                             f"TypeError naming {arg!r})")

@@ -36,6 +36,67 @@ def set_device(name: str) -> None:
     DEVICE["name"] = name
 
 
+# --- sizes: small cases, and kernel-scale cases that cross tiles -------------------------
+#
+# ``small``: a few elements per dim, where most bugs of logic show and shrink well.
+# ``kernel``: dims drawn around tile boundaries (1, primes, 2^k - 1, 2^k, 2^k + 1 up to 4097),
+# sequences up to 4096 for the sequence ops (B = H = 1 and a small head dim to keep it cheap),
+# many rows (B·T past one program's worth) and magnitudes that stress numerics (rows with
+# |mean| >> std, scores past 100 and past the float16 range, long recurrent prefixes).
+# ``all``: both, small first. A profile runs its max_examples in the small tier and
+# KERNEL_EXAMPLES[profile] in the kernel tier (both divided by the property's and the
+# implementation's cost).
+
+SIZES = ("small", "kernel", "all")
+SIZES_ENV = "MIXOLOGY_SIZES"
+KERNEL_EXAMPLES = {"ci": 2, "dev": 10, "thorough": 50}
+# The largest kernel-tier dim per profile: ci's budget stops just past 1024 (a tile of 1024
+# crossed), dev and thorough go to 4097. Properties about long sequences as such draw their own
+# T (long_prefix_cases, large_position_cases), whatever the profile.
+KERNEL_CAP = {"ci": 1025, "dev": 4097, "thorough": 4097}
+TIER = {"name": "small", "cap": 4097}  # the tier strategies draw from now; the runner sets it
+BOUNDARY = tuple(sorted({1, 2, 3, 5, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093}
+                        | {2**k + o for k in range(2, 13) for o in (-1, 0, 1)}))
+
+
+def sizes_name(name: str | None = None) -> str:
+    """The tier selection: ``name``, else ``$MIXOLOGY_SIZES``, else ``all``."""
+    name = name or os.environ.get(SIZES_ENV) or "all"
+    if name not in SIZES:
+        raise ValueError(f"sizes {name!r}; expected one of {SIZES}")
+    return name
+
+
+def tiers(name: str | None = None) -> tuple[str, ...]:
+    """The tiers a selection runs, in order."""
+    name = sizes_name(name)
+    return ("small", "kernel") if name == "all" else (name,)
+
+
+def set_tier(name: str, cap: int = 4097) -> None:
+    assert name in ("small", "kernel"), name
+    TIER["name"], TIER["cap"] = name, cap
+
+
+def kernel_tier() -> bool:
+    return TIER["name"] == "kernel"
+
+
+def boundary(lo: int, hi: int, *, capped: bool = True):
+    """A dim around tile boundaries in [lo, min(hi, the profile's cap)] (lo if none fits). The
+    largest comes first: hypothesis starts from the first choice of every draw (and shrinks
+    toward it), so the first kernel-tier example of every property is its largest case."""
+    hi = min(hi, TIER["cap"]) if capped else hi
+    choices = [n for n in BOUNDARY if lo <= n <= hi] or [lo]
+    return st.sampled_from([choices[-1], *choices[:-1]])
+
+
+def sized(strategy, kernel: bool):
+    """Mark a case strategy as drawing kernel-scale cases in the kernel tier."""
+    strategy.kernel_sized = kernel
+    return strategy
+
+
 def profile_name() -> str:
     name = os.environ.get(PROFILE_ENV, "dev")
     if name not in PROFILES:
@@ -59,24 +120,25 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def make_tensor(shape, dtype, layout: str, gen: torch.Generator, device="cpu") -> torch.Tensor:
-    """A (B, T, D) tensor with the given memory layout and values ~ N(0, 1)."""
+def make_tensor(shape, dtype, layout: str, gen: torch.Generator, device="cpu", scale=1.0,
+                offset=0.0) -> torch.Tensor:
+    """A (B, T, D) tensor with the given memory layout and values ~ offset + scale·N(0, 1)."""
     B, T, D = shape
+
+    def randn(*s):
+        return (offset + scale * torch.randn(*s, generator=gen, dtype=torch.float64)).to(
+            dtype).to(device)
+
     if layout == "contiguous":
-        base = torch.randn(B, T, D, generator=gen, dtype=torch.float64)
-        return base.to(dtype).to(device)
+        return randn(B, T, D)
     if layout == "transposed":  # stride (1, B, B*T): no dim is contiguous
-        base = torch.randn(D, T, B, generator=gen, dtype=torch.float64).to(dtype).to(device)
-        return base.permute(2, 1, 0)
+        return randn(D, T, B).permute(2, 1, 0)
     if layout == "strided":  # every other feature of a wider buffer
-        base = torch.randn(B, T, 2 * D, generator=gen, dtype=torch.float64).to(dtype).to(device)
-        return base[..., ::2]
+        return randn(B, T, 2 * D)[..., ::2]
     if layout == "offset":  # contiguous strides, non-zero storage offset
-        base = torch.randn(B * T * D + 3, generator=gen, dtype=torch.float64).to(dtype).to(device)
-        return base[3:].view(B, T, D)
+        return randn(B * T * D + 3)[3:].view(B, T, D)
     if layout == "expanded":  # batch stride 0: every batch element is the same memory
-        base = torch.randn(1, T, D, generator=gen, dtype=torch.float64).to(dtype).to(device)
-        return base.expand(B, T, D)
+        return randn(1, T, D).expand(B, T, D)
     raise ValueError(f"unknown layout {layout!r}")
 
 
@@ -109,13 +171,16 @@ class MixCase(_Drawn):
     layout: str = "contiguous"
     seed: int = 0
     specials: tuple[tuple[int, float], ...] = ()  # (flat index, value) written into x
+    scale: float = 1.0  # x = offset + scale·N(0, 1) (large |mean| or large |x| for norms)
+    offset: float = 0.0
 
     @property
     def head_dim(self) -> int:
         return self.D // self.num_heads
 
     def x(self) -> torch.Tensor:
-        x = make_tensor((self.B, self.T, self.D), self.dtype, self.layout, self.gen(), self.device)
+        x = make_tensor((self.B, self.T, self.D), self.dtype, self.layout, self.gen(), self.device,
+                        self.scale, self.offset)
         if self.specials and x.numel():
             x = x.clone()  # specials are written per element, so materialize expanded layouts
             flat = x.view(-1) if x.is_contiguous() else None
@@ -144,28 +209,67 @@ class MixCase(_Drawn):
              f"dtype=torch.{_dtype_name(self.dtype)}, layout={self.layout!r}, seed={self.seed}")
         if self.specials:
             s += f", specials={self.specials!r}"
+        if (self.scale, self.offset) != (1.0, 0.0):
+            s += f", scale={self.scale!r}, offset={self.offset!r}"
         return s + ")"
 
 
+def mix_cases(*, kernel=True, **kw):
+    """Shapes (B, T, D = H * d), dtypes, memory layouts and, optionally, NaN/Inf/-0.0/subnormals.
+    In the kernel tier (``kernel=True``): see :func:`_kernel_mix`."""
+    return sized(_mix_cases(kernel=kernel, **kw), kernel)
+
+
+# (scale, offset) of x in the kernel tier: N(0, 1) twice as often as rows of |mean| >> std
+# (cancellation in a variance) and rows whose Σx² overflows float16
+MIX_MAGNITUDES = ((1.0, 0.0), (1.0, 0.0), (1.0, 1e4), (300.0, 0.0))
+
+
 @st.composite
-def mix_cases(draw, *, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=3, min_T=1, max_T=10,
-              max_H=6, max_head_dim=6, heads_equal_tokens=False, num_heads=None,
-              specials=False):
-    """Shapes (B, T, D = H * d), dtypes, memory layouts and, optionally, NaN/Inf/-0.0/subnormals."""
+def _mix_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=3, min_T=1,
+               max_T=10, min_H=1, max_H=6, max_head_dim=6, heads_equal_tokens=False,
+               num_heads=None, specials=False, kernel_max_T=257, magnitudes=True):
+    if kernel and kernel_tier():
+        return draw(_kernel_mix(dtypes, layouts, min_B, min_T, heads_equal_tokens, num_heads,
+                                specials, kernel_max_T, magnitudes))
     if heads_equal_tokens:
         T = H = draw(st.integers(max(min_T, 1), max_T))
     else:
         T = draw(st.integers(min_T, max_T))
-        H = num_heads if num_heads is not None else draw(st.integers(1, max_H))
+        H = num_heads if num_heads is not None else draw(st.integers(min_H, max_H))
     d = draw(st.integers(1, max_head_dim))
     B = draw(st.integers(min_B, max_B))
-    sp = ()
-    if specials:
-        sp = tuple(draw(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(SPECIALS)),
-                                 min_size=1, max_size=4)))
     return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(st.sampled_from(dtypes)),
                    layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
-                   specials=sp)
+                   specials=draw(_specials()) if specials else ())
+
+
+def _specials():
+    return st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(SPECIALS)),
+                    min_size=1, max_size=4).map(tuple)
+
+
+@st.composite
+def _kernel_mix(draw, dtypes, layouts, min_B, min_T, heads_equal_tokens, num_heads, specials,
+                max_T, magnitudes, max_elements=2**18):
+    """Wide rows (D = H·d up to 4097, a few rows), many rows (B·T up to 3·max_T, narrow D), or
+    H == T up to 33, each dim around a tile boundary."""
+    B = draw(st.integers(max(min_B, 1), 3))
+    if heads_equal_tokens:
+        T = H = draw(boundary(max(min_T, 1), 33))
+        d = draw(boundary(1, max(1, max_elements // (B * T * T))))
+    else:
+        H = num_heads if num_heads is not None else draw(boundary(1, 64))
+        if draw(st.booleans()):  # wide rows
+            T = draw(boundary(max(min_T, 1), 17))
+            d = draw(boundary(1, max(1, 4097 // H)))
+        else:  # many rows
+            T = draw(boundary(max(min_T, 1), max_T))
+            d = draw(boundary(1, max(1, min(67 // H, max_elements // (B * T * H)))))
+    scale, offset = draw(st.sampled_from(MIX_MAGNITUDES if magnitudes else ((1.0, 0.0),)))
+    return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(st.sampled_from(dtypes)),
+                   layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
+                   specials=draw(_specials()) if specials else (), scale=scale, offset=offset)
 
 
 def edge_cases(**kw):
@@ -174,17 +278,25 @@ def edge_cases(**kw):
 
 
 def gradcheck_cases(**kw):
+    """float64, small; T >= 2 and H >= 2 (with one token or one head mixing is the identity,
+    and a backward that applies the wrong permutation would go unseen)."""
+    kw.setdefault("min_T", 2)
+    kw.setdefault("min_H", 2)
     kw.setdefault("max_T", 5)
     kw.setdefault("max_H", 3)
     kw.setdefault("max_head_dim", 3)
     # gradcheck perturbs elements one by one, so it refuses overlapping (expanded) inputs
     layouts = tuple(lay for lay in LAYOUTS if lay != "expanded")
-    return mix_cases(dtypes=(torch.float64,), layouts=layouts, min_B=1, max_B=2, **kw)
+    return mix_cases(dtypes=(torch.float64,), layouts=layouts, min_B=1, max_B=2, kernel=False,
+                     **kw)
 
 
 @dataclass(frozen=True)
 class BadInput:
-    """A call that must raise ``error`` naming ``names``; ``build()`` returns positional args."""
+    """A call ``fn(*args)`` that must be refused. The contract (every implementation): a
+    ValueError or TypeError naming ``names[0]``, the argument. The registered implementations
+    also agree word for word with the reference, which raises ``error`` naming all ``names``
+    (tests/test_errors.py)."""
 
     what: str
     args: tuple
@@ -233,12 +345,13 @@ def bad_mixer_inputs():
 ATTN_LAYOUTS = ("contiguous", "projected", "strided", "expanded")
 
 
-def make_4d(shape, dtype, layout: str, gen: torch.Generator, device="cpu") -> torch.Tensor:
-    """A (B, H, T, d) tensor in the given memory layout, values ~ N(0, 1)."""
+def make_4d(shape, dtype, layout: str, gen: torch.Generator, device="cpu",
+            scale=1.0) -> torch.Tensor:
+    """A (B, H, T, d) tensor in the given memory layout, values ~ scale·N(0, 1)."""
     B, H, T, d = shape
 
     def randn(*s):
-        return torch.randn(*s, generator=gen, dtype=torch.float64).to(dtype).to(device)
+        return (scale * torch.randn(*s, generator=gen, dtype=torch.float64)).to(dtype).to(device)
 
     if layout == "contiguous":
         return randn(B, H, T, d)
@@ -265,11 +378,13 @@ class AttnCase(_Drawn):
     seed: int = 0
     causal: bool = False
     alibi: bool = False
+    scale: float = 1.0  # of q and k: scores grow as scale² (past 100, past the float16 range)
 
     def qkv(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         g = self.gen()
-        return (make_4d((self.B, self.H, self.T, self.d), self.dtype, self.layout, g, self.device),
-                make_4d((self.B, self.H, self.T, self.d), self.dtype, self.layout, g, self.device),
+        qk = (self.B, self.H, self.T, self.d)
+        return (make_4d(qk, self.dtype, self.layout, g, self.device, self.scale),
+                make_4d(qk, self.dtype, self.layout, g, self.device, self.scale),
                 make_4d((self.B, self.H, self.T, self.dv), self.dtype, self.layout, g,
                         self.device))
 
@@ -279,13 +394,37 @@ class AttnCase(_Drawn):
     def __repr__(self) -> str:
         return (f"AttnCase(B={self.B}, H={self.H}, T={self.T}, d={self.d}, dv={self.dv}, "
                 f"dtype=torch.{_dtype_name(self.dtype)}, layout={self.layout!r}, "
-                f"seed={self.seed}, causal={self.causal}, alibi={self.alibi})")
+                f"seed={self.seed}, causal={self.causal}, alibi={self.alibi}"
+                + (f", scale={self.scale!r})" if self.scale != 1.0 else ")"))
+
+
+def attn_cases(*, kernel=True, **kw):
+    """Shapes, dtypes, layouts and (for softmax attention) the causal/ALiBi flags; in the
+    kernel tier long sequences (B = H = 1, d <= 8, T up to ``kernel_max_T``), wide heads (d up
+    to 129) or many heads (B·H up to 15), with q and k scaled by ``scales`` (float32/float64 only past 10)."""
+    return sized(_attn_cases(kernel=kernel, **kw), kernel)
 
 
 @st.composite
-def attn_cases(draw, *, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2, min_T=1,
-               max_T=12, max_H=3, min_d=1, max_d=6, causal=None, alibi=None):
-    """Shapes, dtypes, layouts and (for softmax attention) the causal/ALiBi flags."""
+def _attn_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2,
+                min_T=1, max_T=12, max_H=3, min_d=1, max_d=6, causal=None, alibi=None,
+                kernel_max_T=4096, scales=(1.0, 1.0, 10.0, 300.0)):
+    if kernel and kernel_tier():
+        dtype = draw(st.sampled_from(dtypes))
+        regime = draw(st.sampled_from(("long", "wide", "many")))
+        T_cap = {"long": kernel_max_T, "wide": min(kernel_max_T, 64)}.get(regime, 33)
+        B, H = {"long": (1, 1), "wide": (1, draw(st.integers(1, 2)))}.get(
+            regime, (draw(st.integers(max(min_B, 2), 3)), draw(boundary(2, 5))))
+        d_cap = 129 if regime == "wide" else 8
+        scale = draw(st.sampled_from([c for c in scales
+                                      if c <= 10 or dtype in (torch.float32, torch.float64)]))
+        return AttnCase(
+            B=max(B, min_B), H=H, T=draw(boundary(max(min_T, 1), T_cap)),
+            d=draw(boundary(min_d, max(min_d, d_cap))), dv=draw(boundary(1, d_cap)),
+            dtype=dtype, layout=draw(st.sampled_from(layouts)),
+            seed=draw(st.integers(0, 2**31 - 1)),
+            causal=draw(st.booleans()) if causal is None else causal,
+            alibi=draw(st.booleans()) if alibi is None else alibi, scale=scale)
     return AttnCase(
         B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, max_H)),
         T=draw(st.integers(min_T, max_T)), d=draw(st.integers(min_d, max_d)),
@@ -295,10 +434,31 @@ def attn_cases(draw, *, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2, m
         alibi=draw(st.booleans()) if alibi is None else alibi)
 
 
+@st.composite
+def long_prefix_cases(draw):
+    """Quadratic attention over a long prefix in float16/bfloat16: B = H = 1, T from 1021 to
+    4096, d and d_v up to 4 (the same in every tier: long is the point)."""
+    return AttnCase(B=1, H=1, T=draw(boundary(1021, 4096, capped=False)),
+                    d=draw(st.sampled_from((4, 1, 2, 3))),  # the first example: the largest
+                    dv=draw(st.sampled_from((4, 1, 2, 3))),
+                    dtype=draw(st.sampled_from((torch.bfloat16, torch.float16))),
+                    seed=draw(st.integers(0, 2**31 - 1)), causal=True)
+
+
+@st.composite
+def large_position_cases(draw):
+    """RoPE at large positions in float16/bfloat16: B = H = 1, T from 1021 to 4096, d <= 16."""
+    return RopeCase(B=1, H=1, T=draw(boundary(1021, 4096, capped=False)),
+                    d=2 * draw(st.integers(1, 8)),
+                    dtype=draw(st.sampled_from((torch.bfloat16, torch.float16))),
+                    layout=draw(st.sampled_from(ATTN_LAYOUTS)),
+                    seed=draw(st.integers(0, 2**31 - 1)), interleaved=draw(st.booleans()))
+
+
 def attn_gradcheck_cases(**kw):
     layouts = tuple(lay for lay in ATTN_LAYOUTS if lay != "expanded")
     return attn_cases(dtypes=(torch.float64,), layouts=layouts, min_B=1, max_B=1, max_T=6,
-                      max_H=2, max_d=3, **kw)
+                      max_H=2, max_d=3, kernel=False, **kw)
 
 
 def bad_attention_inputs(with_flags: bool):
@@ -348,9 +508,23 @@ class RopeCase(_Drawn):
                 f"seed={self.seed}, interleaved={self.interleaved})")
 
 
+def rope_cases(*, kernel=True, **kw):
+    """In the kernel tier: long sequences (large positions: T up to 4096, B = H = 1) or many
+    rows, head dims around tile boundaries (d up to 130)."""
+    return sized(_rope_cases(kernel=kernel, **kw), kernel)
+
+
 @st.composite
-def rope_cases(draw, *, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2, min_T=1,
-               max_T=12, max_half_d=5):
+def _rope_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2,
+                min_T=1, max_T=12, max_half_d=5, kernel_max_T=4096):
+    if kernel and kernel_tier():
+        long = draw(st.booleans())
+        return RopeCase(B=max(min_B, 1), H=1 if long else draw(boundary(2, 17)),
+                        T=draw(boundary(max(min_T, 1), kernel_max_T if long else 65)),
+                        d=2 * draw(boundary(1, 16 if long else 65)),
+                        dtype=draw(st.sampled_from(dtypes)),
+                        layout=draw(st.sampled_from(layouts)),
+                        seed=draw(st.integers(0, 2**31 - 1)), interleaved=draw(st.booleans()))
     return RopeCase(B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, 3)),
                     T=draw(st.integers(min_T, max_T)), d=2 * draw(st.integers(1, max_half_d)),
                     dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
@@ -392,9 +566,20 @@ class ScoresCase(_Drawn):
                 f"seed={self.seed}, causal={self.causal})")
 
 
+def scores_cases(*, kernel=True, **kw):
+    """In the kernel tier: T up to 4096 around tile boundaries (B = 1; H <= 3 up to T = 1025)."""
+    return sized(_scores_cases(kernel=kernel, **kw), kernel)
+
+
 @st.composite
-def scores_cases(draw, *, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2, max_H=9,
-                 min_T=1, max_T=10):
+def _scores_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2,
+                  max_H=9, min_T=1, max_T=10, kernel_max_T=4096):
+    if kernel and kernel_tier():
+        T = draw(boundary(max(min_T, 1), kernel_max_T))
+        return ScoresCase(B=max(min_B, 1), H=draw(st.integers(1, min(max_H, 3 if T <= 1025 else 1))),
+                          T=T, dtype=draw(st.sampled_from(dtypes)),
+                          layout=draw(st.sampled_from(layouts)),
+                          seed=draw(st.integers(0, 2**31 - 1)), causal=draw(st.booleans()))
     return ScoresCase(B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, max_H)),
                       T=draw(st.integers(min_T, max_T)), dtype=draw(st.sampled_from(dtypes)),
                       layout=draw(st.sampled_from(layouts)),
@@ -491,9 +676,24 @@ class FfnCase(_TokensCase):
                 f"seed={self.seed}, activation={self.activation!r}, dropout={self.dropout})")
 
 
+def ffn_cases(*, kernel=True, **kw):
+    """In the kernel tier: D and F around tile boundaries (D up to 1025, F up to 4097, T·D·F at
+    most 2^20: the per-token FFN has a matrix per token), up to 17 tokens."""
+    return sized(_ffn_cases(kernel=kernel, **kw), kernel)
+
+
 @st.composite
-def ffn_cases(draw, *, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2, min_T=1, max_T=6,
-              max_D=8, max_F=12, dropouts=(0.0,)):
+def _ffn_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2, min_T=1,
+               max_T=6, max_D=8, max_F=12, dropouts=(0.0,)):
+    if kernel and kernel_tier():
+        T = draw(boundary(max(min_T, 1), 17))
+        D = draw(boundary(1, 1025))
+        F = draw(boundary(1, max(1, min(4097, 2**20 // (D * T)))))
+        return FfnCase(B=draw(st.integers(max(min_B, 1), 2)), T=T, D=D, F=F,
+                       dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                       seed=draw(st.integers(0, 2**31 - 1)),
+                       activation=draw(st.sampled_from(("relu", "gelu", "silu"))),
+                       dropout=draw(st.sampled_from(dropouts)))
     return FfnCase(B=draw(st.integers(min_B, max_B)), T=draw(st.integers(min_T, max_T)),
                    D=draw(st.integers(1, max_D)), F=draw(st.integers(1, max_F)),
                    dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
@@ -609,13 +809,30 @@ MIXER_CAUSAL = (("softmax_attention", False), ("softmax_attention", True),
                 ("quadratic_attention", True), ("token_mix", False))
 
 
+def transformer_cases(*, kernel=True, **kw):
+    """In the kernel tier: T up to 33, D up to 2·129, F up to 257, around tile boundaries."""
+    return sized(_transformer_cases(kernel=kernel, **kw), kernel)
+
+
 @st.composite
-def transformer_cases(draw, *, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2, min_T=1,
-                      max_T=6, max_H=2, max_head_dim=4, max_F=8, causal_only=False,
-                      residuals=("pre", "post", "sandwich"), norms=("layer", "rms", "none")):
+def _transformer_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2,
+                       min_T=1, max_T=6, max_H=2, max_head_dim=4, max_F=8, causal_only=False,
+                       residuals=("pre", "post", "sandwich"), norms=("layer", "rms", "none")):
+    if kernel and kernel_tier():
+        min_B, max_B, max_T, max_head_dim, max_F = max(min_B, 1), 2, 33, 129, 257
     mixer, causal = draw(st.sampled_from(
         tuple(mc for mc in MIXER_CAUSAL if mc[1] or not causal_only)))
     H = draw(st.integers(1, max_H))
+    if kernel and kernel_tier():
+        return BlockCase(B=draw(st.integers(min_B, max_B)),
+                         T=draw(boundary(max(min_T, 1), max_T)), H=H,
+                         D=H * draw(boundary(_min_head_dim(H), max_head_dim)),
+                         F=draw(boundary(1, max_F)), dtype=draw(st.sampled_from(dtypes)),
+                         layout=draw(st.sampled_from(layouts)),
+                         seed=draw(st.integers(0, 2**31 - 1)), mixer=mixer, causal=causal,
+                         residual=draw(st.sampled_from(residuals)),
+                         norm=draw(st.sampled_from(norms)),
+                         activation=draw(st.sampled_from(("relu", "gelu", "swish", "swiglu"))))
     return BlockCase(B=draw(st.integers(min_B, max_B)), T=draw(st.integers(min_T, max_T)),
                      D=H * draw(st.integers(_min_head_dim(H), max_head_dim)), H=H,
                      F=draw(st.integers(1, max_F)), dtype=draw(st.sampled_from(dtypes)),
@@ -625,16 +842,27 @@ def transformer_cases(draw, *, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2,
                      activation=draw(st.sampled_from(("relu", "gelu", "swish", "swiglu"))))
 
 
+def rankmixer_cases(*, kernel=True, **kw):
+    """In the kernel tier: T and H up to 17, D up to 17·33, F up to 65, around tile boundaries
+    (the per-token FFN holds T·D·F weights per matrix)."""
+    return sized(_rankmixer_cases(kernel=kernel, **kw), kernel)
+
+
 @st.composite
-def rankmixer_cases(draw, *, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2, min_T=1,
-                    max_T=6, max_H=4, max_head_dim=3, max_F=8, heads_equal_tokens=False):
+def _rankmixer_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2,
+                     min_T=1, max_T=6, max_H=4, max_head_dim=3, max_F=8,
+                     heads_equal_tokens=False):
+    big = kernel and kernel_tier()
+    dim = boundary if big else st.integers
+    if big:
+        min_B, max_T, max_H, max_head_dim, max_F = max(min_B, 1), 17, 17, 33, 65
     if heads_equal_tokens:  # the paper's setting: H == T, every output token sees every token
-        T = H = draw(st.integers(max(min_T, 1), max_T))
+        T = H = draw(dim(max(min_T, 1), max_T))
     else:
-        T, H = draw(st.integers(min_T, max_T)), draw(st.integers(1, max_H))
+        T, H = draw(dim(max(min_T, 1 if big else 0), max_T)), draw(dim(1, max_H))
     return BlockCase(B=draw(st.integers(min_B, max_B)), T=T, H=H,
-                     D=H * draw(st.integers(_min_head_dim(H), max_head_dim)),
-                     F=draw(st.integers(1, max_F)),
+                     D=H * draw(dim(_min_head_dim(H), max(_min_head_dim(H), max_head_dim))),
+                     F=draw(dim(1, max_F)),
                      dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
                      seed=draw(st.integers(0, 2**31 - 1)),
                      activation=draw(st.sampled_from(("relu", "gelu", "silu"))))

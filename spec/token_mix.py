@@ -140,7 +140,7 @@ def edge_shapes(impl, case):
     assert x.grad is not None and x.grad.shape == x.shape, "no gradient of x's shape"
 
 
-@prop(MIX, bad_mix_inputs("x"))
+@prop(MIX, bad_mix_inputs("x"), kind="contract")
 def bad_input_raises(impl, case):
     """Wrong ndim, D % H != 0, integer dtypes, bad num_heads: ValueError/TypeError naming the
     argument, the same error class as the reference."""
@@ -192,7 +192,7 @@ def unmix_edge_shapes(impl, case):
                          "token_unmix")
 
 
-@prop(UNMIX, bad_mix_inputs("y"))
+@prop(UNMIX, bad_mix_inputs("y"), kind="contract")
 def unmix_bad_input_raises(impl, case):
     """Bad input raises ValueError/TypeError naming the argument, like the reference."""
     expect_rejected(impl, case, ref.token_unmix)

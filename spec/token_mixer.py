@@ -79,7 +79,7 @@ def mixer_edge_shapes(impl, case):
     compare_with_reference(impl, case, grads=True)
 
 
-@prop(OP, bad_mixer_inputs())
+@prop(OP, bad_mixer_inputs(), kind="contract")
 def mixer_bad_input_raises(impl, case):
     """Bad x, num_heads, weight, bias or eps: ValueError/TypeError naming the argument."""
     expect_rejected(impl, case, ref.token_mixer)

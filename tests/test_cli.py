@@ -53,6 +53,18 @@ def test_candidate_good_passes_and_bad_fails():
     assert "full_mixing_when_heads_equal_tokens" in out and "--candidate" in out
 
 
+def test_candidate_contract_failures_are_listed_apart_and_fail_only_with_strict():
+    args = ("verify", "--device", "cpu", "--profile", "ci", "--sizes", "small",
+            "--candidate", "token_mix=tests.candidates:unchecked_token_mix")
+    code, out = mixology(*args)
+    assert code == 0, out
+    assert "Contract (input checks; not counted as failures without --strict)" in out, out
+    assert "FAIL token_mix/bad_input_raises" in out and "(contract," in out
+    assert re.search(r"\d+ passed, 0 failed, 1 contract failure\(s\) not counted", out), out
+    code, out = mixology(*args, "--strict")
+    assert code == 1 and "Contract (input checks" not in out, out
+
+
 def test_candidate_block():
     code, out = mixology("verify", "--device", "cpu", "--profile", "ci",
                          "--candidate", "token_mixer=tests.candidates:good_token_mixer")

@@ -1,4 +1,6 @@
-"""Every property of the spec on every implementation available on the device under test."""
+"""Every property of the spec on every implementation available on the device under test, in
+each size tier of ``$MIXOLOGY_SIZES`` (default all: small, then kernel for the properties
+whose cases have a kernel tier)."""
 
 import os
 
@@ -6,17 +8,20 @@ import pytest
 
 import spec
 from mixology import registry, runner
+from spec.strategies import tiers
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
-CASES = [(p, impl) for op in registry.ops() for p in spec.properties(op)
-         for impl in registry.implementations(op, DEVICE)]
+CASES = [(p, impl, tier) for op in registry.ops() for p in spec.properties(op)
+         for impl in registry.implementations(op, DEVICE)
+         for tier in tiers() if tier == "small" or p.kernel]
 
 
-@pytest.mark.parametrize(("prop", "impl"), CASES,
-                         ids=[f"{p.op}-{p.name}-{impl}" for p, impl in CASES])
-def test_property(prop, impl):
+@pytest.mark.parametrize(("prop", "impl", "tier"), CASES,
+                         ids=[f"{p.op}-{p.name}-{impl}-{tier}" for p, impl, tier in CASES])
+def test_property(prop, impl, tier):
     registered = registry.get(prop.op, impl)
-    out = runner.check(prop, registered.fn, impl, device=DEVICE, cost=registered.cost)
+    out = runner.check(prop, registered.fn, impl, device=DEVICE, cost=registered.cost,
+                       sizes=tier)
     assert out.ok, (f"{out.error}\ncounterexample: {out.counterexample}\n"
                     f"replay: {out.replay}")
 

@@ -244,3 +244,45 @@ def triton_dv_blocks_not_summed(q, k, v):
     chunks' state rows of the second i-block."""
     check_qkv(q, k, v)
     return _TritonMutant.apply(q, k, v, "dv_blocks")
+
+
+# --- kernel scale: large scores, long prefixes ---------------------------------------------
+
+@mutant(SOFTMAX)
+def softmax_without_max_subtraction(q, k, v, causal=False, alibi=False):
+    """exp(s) / Σ exp(s) without subtracting the row maximum: Inf/Inf = NaN once scores pass
+    ~88 in float32 (~11 in float16)."""
+    B, H, T, d = check_qkv(q, k, v)
+    check_flag(causal, "causal")
+    check_flag(alibi, "alibi")
+    scores = einsum(q, k, "b h t d, b h s d -> b h t s") / math.sqrt(d)
+    if alibi:
+        scores = scores + ref.alibi_bias(H, T, causal, dtype=q.dtype, device=q.device)
+    e = scores.exp()
+    if causal:
+        e = e * ref.causal_mask(T, q.device)
+    return einsum(e / e.sum(-1, keepdim=True), v, "b h t s, b h s e -> b h t e")
+
+
+@mutant(QUAD)
+def quad_state_in_input_dtype(q, k, v):
+    """The recurrent form, S_t = S_{t-1} + (k_t ⊗ k_t) v_tᵀ and y_t = (q_t ⊗ q_t)ᵀ S_t / d,
+    with the state kept in q's dtype: over 4096 tokens in bfloat16 every update rounds it."""
+    B, H, T, d = check_qkv(q, k, v)
+    state = q.new_zeros(B, H, d * d, v.shape[-1])
+    ys = []
+    for t in range(T):
+        fk, fq = feature_map(k[:, :, t]), feature_map(q[:, :, t])
+        state = state + fk[..., :, None] * v[:, :, t, None, :]
+        ys.append(einsum(fq, state, "b h f, b h f e -> b h e") / d)
+    return torch.stack(ys, dim=2) if ys else v.new_zeros(B, H, 0, v.shape[-1])
+
+
+@mutant(QUAD, needs="triton")
+def triton_quad_state_in_input_dtype(q, k, v):
+    """The Triton linear form with ACC (its state and dot products) in q's dtype."""
+    from mixology.mutating import input_dtype_accumulator
+    from mixology.ops.attention import triton_quadratic
+
+    with input_dtype_accumulator(triton_quadratic):
+        return triton_quadratic.quadratic_attention(q, k, v)

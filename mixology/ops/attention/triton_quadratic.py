@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from mixology.dtypes import accumulation_dtype
-from mixology.triton_utils import acc_dtype, check_runnable
+from mixology.triton_utils import acc_dtype, check_runnable, empty
 from mixology.validate import check_positive_int, check_qkv
 
 BLOCK_T = 16  # tokens per chunk (tl.dot needs at least 16 on GPU)
@@ -212,8 +212,7 @@ def _launch(kernel, inputs, outputs, state_elements):
 def _partials(q, n_parts, cols):
     """A contiguous (n_parts, B*H, T, cols) buffer in the accumulation dtype."""
     B, H, T, _ = q.shape
-    return torch.empty((n_parts, B * H, T, cols), dtype=accumulation_dtype(q.dtype),
-                       device=q.device)
+    return empty((n_parts, B * H, T, cols), accumulation_dtype(q.dtype), q.device)
 
 
 def _total(parts, like):

@@ -337,3 +337,37 @@ def triton_ffn_backward_forgets_mask(x, w1, b1, w2, b2, activation="gelu", dropo
 
     mask = ref.feed_forward_mask(x, w1, b1, w2, b2, activation, dropout, seed)
     return Function.apply(x @ w1, b1, mask, activation) @ w2 + b2
+
+
+# --- kernel scale: only show past one block of 1024 hidden units -------------------------
+
+@mutant("feed_forward", needs="triton")
+def triton_ffn_tail_block_unwritten(x, w1, b1, w2, b2, activation="gelu", dropout=0.0,
+                                    seed=None):
+    """The fused bias + activation kernel launched on n // BLOCK programs: the hidden units of
+    the last, partial block of 1024 are never written."""
+    from mixology.mutating import floor_grid
+    from mixology.ops.ffn import triton_ffn
+
+    with floor_grid(triton_ffn):
+        return triton_ffn.feed_forward(x, w1, b1, w2, b2, activation, dropout, seed)
+
+
+@mutant("swiglu", needs="triton")
+def triton_swiglu_tail_block_unwritten(x, w_gate, w_up, w_down):
+    """The fused SwiGLU gate launched on n // BLOCK programs: the last partial block unwritten."""
+    from mixology.mutating import floor_grid
+    from mixology.ops.ffn import triton_gated
+
+    with floor_grid(triton_gated):
+        return triton_gated.swiglu(x, w_gate, w_up, w_down)
+
+
+@mutant("bilinear", needs="triton")
+def triton_bilinear_tail_block_unwritten(x, w1, w2, w_out):
+    """The fused bilinear gate launched on n // BLOCK programs: the last partial block unwritten."""
+    from mixology.mutating import floor_grid
+    from mixology.ops.ffn import triton_gated
+
+    with floor_grid(triton_gated):
+        return triton_gated.bilinear(x, w1, w2, w_out)

@@ -19,7 +19,13 @@ import triton
 import triton.language as tl
 
 from mixology.ops.ffn.reference import feed_forward_mask
-from mixology.triton_utils import acc_dtype, cast_out, check_runnable, emulate_bf16_rne
+from mixology.triton_utils import (
+    acc_dtype,
+    cast_out,
+    check_runnable,
+    empty_like,
+    emulate_bf16_rne,
+)
 
 BLOCK = 1024
 ACT_CODE = {"relu": 0, "gelu": 1, "silu": 2}
@@ -81,14 +87,14 @@ class _BiasActDrop(torch.autograd.Function):
         mask = None if mask is None else mask.contiguous()
         ctx.save_for_backward(a, b1, mask)
         ctx.act = act
-        h = torch.empty_like(a)
+        h = empty_like(a)
         _launch(_act_fwd_kernel, a, b1, mask, h, act=act)
         return h
 
     @staticmethod
     def backward(ctx, g):
         a, b1, mask = ctx.saved_tensors
-        dz = torch.empty_like(a)
+        dz = empty_like(a)
         _launch(_act_bwd_kernel, a, b1, mask, g.contiguous(), dz, act=ctx.act)
         return dz, dz.sum(dim=(0, 1)), None, None
 

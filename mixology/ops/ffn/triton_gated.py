@@ -13,7 +13,13 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.triton_utils import acc_dtype, cast_out, check_runnable, emulate_bf16_rne
+from mixology.triton_utils import (
+    acc_dtype,
+    cast_out,
+    check_runnable,
+    empty_like,
+    emulate_bf16_rne,
+)
 from mixology.validate import check_ffn_input
 
 BLOCK = 1024
@@ -64,14 +70,14 @@ class _Gate(torch.autograd.Function):
         a, b = a.contiguous(), b.contiguous()
         ctx.save_for_backward(a, b)
         ctx.silu = silu
-        h = torch.empty_like(a)
+        h = empty_like(a)
         _launch(_gate_fwd_kernel, a, b, h, silu=silu)
         return h
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        da, db = torch.empty_like(a), torch.empty_like(b)
+        da, db = empty_like(a), empty_like(b)
         _launch(_gate_bwd_kernel, a, b, g.contiguous(), da, db, silu=ctx.silu)
         return da, db, None
 

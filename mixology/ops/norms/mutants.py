@@ -111,3 +111,55 @@ def rms_unchecked(x, weight, eps=1e-5):
 def ln_squeezes_singletons(x, weight, bias, eps=1e-5):
     """Calls .squeeze() on the result: the wrong shape when B or T is 1."""
     return _norm(x, weight, bias, eps).squeeze()
+
+
+# --- kernel scale: only show past one tile, or on rows whose mean dwarfs their spread ------
+
+@mutant(RMS)
+def rms_sum_of_squares_first_tile(x, weight, eps=1e-5):
+    """Σx² over the first 16 columns only (a reduction that forgot to loop over tiles)."""
+    check_norm_input(x, weight, None, eps, has_bias=False)
+    xf = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+    ms = (xf[..., :16] ** 2).sum(-1, keepdim=True) / x.shape[-1]
+    return (xf * torch.rsqrt(ms + eps) * weight.to(xf.dtype)).to(x.dtype)
+
+
+@mutant(LN)
+def ln_one_pass_variance(x, weight, bias, eps=1e-5):
+    """Variance as E[x²] - E[x]² in float32 (one pass): cancels on rows with |mean| >> std."""
+    check_norm_input(x, weight, bias, eps)
+    xf = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+    mean = xf.mean(-1, keepdim=True)
+    var = (xf * xf).mean(-1, keepdim=True) - mean * mean
+    y = (xf - mean) * torch.rsqrt(var + eps) * weight.to(xf.dtype) + bias.to(xf.dtype)
+    return y.to(x.dtype)
+
+
+@mutant(RMS, needs="triton")
+def rms_triton_first_tile_only(x, weight, eps=1e-5):
+    """The Triton RMSNorm with BLOCK_D capped at 16: Σx² of the first tile, the rest unwritten."""
+    from mixology.mutating import fixed_row_tile
+    from mixology.ops.norms import triton_norm
+
+    with fixed_row_tile(triton_norm):
+        return triton_norm.rms_norm(x, weight, eps)
+
+
+@mutant(LN, needs="triton")
+def ln_triton_tail_rows_unwritten(x, weight, bias, eps=1e-5):
+    """The Triton LayerNorm launched on n_rows // BLOCK_ROWS programs: the last rows unwritten."""
+    from mixology.mutating import floor_grid
+    from mixology.ops.norms import triton_norm
+
+    with floor_grid(triton_norm):
+        return triton_norm.layer_norm(x, weight, bias, eps)
+
+
+@mutant(LN, needs="triton")
+def ln_triton_accumulates_in_input_dtype(x, weight, bias, eps=1e-5):
+    """The Triton LayerNorm with its mean and variance accumulated in float16/bfloat16."""
+    from mixology.mutating import input_dtype_accumulator
+    from mixology.ops.norms import triton_norm
+
+    with input_dtype_accumulator(triton_norm):
+        return triton_norm.layer_norm(x, weight, bias, eps)

@@ -20,6 +20,8 @@ from mixology.triton_utils import (
     acc_dtype,
     cast_out,
     check_runnable,
+    empty,
+    empty_like,
     emulate_bf16_rne,
     num_warps,
     persistent_programs,
@@ -93,9 +95,9 @@ def _stats_dtype(x):
 
 def forward(x, weight, bias, eps, rms):
     B, T, D = x.shape
-    y = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
-    mean = torch.empty(B * T, dtype=_stats_dtype(x), device=x.device)
-    rstd = torch.empty_like(mean)
+    y = empty((B, T, D), x.dtype, x.device)
+    mean = empty(B * T, _stats_dtype(x), x.device)
+    rstd = empty_like(mean)
     # eps as a tensor: a Python float would reach the kernel as float32
     eps_t = torch.full((1,), eps, dtype=_stats_dtype(x), device=x.device)
     block_rows, block_d = row_tile(D)
@@ -112,7 +114,7 @@ def backward(dy, x, weight, mean, rstd, rms):
     B, T, D = x.shape
     block_rows, block_d = row_tile(D)
     n_programs = persistent_programs(triton.cdiv(B * T, block_rows), x.device)
-    dx = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
+    dx = empty((B, T, D), x.dtype, x.device)
     dw = torch.zeros((max(n_programs, 1), D), dtype=_stats_dtype(x), device=x.device)
     db = torch.zeros_like(dw)
     if n_programs > 0 and D > 0:

@@ -251,3 +251,66 @@ def sinusoidal_returns_table(x):
 def sinusoidal_detached_input(x):
     """Adds PE to x.detach(): no gradient reaches x."""
     return ref.sinusoidal(x.detach())
+
+
+# --- kernel scale: large positions, rows past one tile, T past a column block -------------
+
+def _angles_in(work):
+    """``rope_angles`` that computes t·θ in the dtype ``work`` (instead of float64), then casts."""
+    def angles(T, d, device, dtype=torch.float32):
+        inv_freq = ref.BASE ** (-torch.arange(0, d, 2, device=device, dtype=torch.float64) / d)
+        t = torch.arange(T, device=device, dtype=work)
+        return (t[:, None] * inv_freq.to(work)[None, :]).to(dtype)
+
+    return angles
+
+
+@mutant("rope")
+def rope_angles_in_input_dtype(x, interleaved=False):
+    """RoPE with the angles t·θ computed in x's dtype: at position 4000 a bfloat16 angle is off
+    by up to 16 radians."""
+    from mixology.mutating import patched
+
+    with patched(ref, rope_angles=_angles_in(x.dtype)):
+        return ref.rope(x, interleaved)
+
+
+@mutant("rope", needs="triton")
+def triton_rope_angles_in_input_dtype(x, interleaved=False):
+    """The Triton RoPE fed cos/sin tables whose angles were computed in x's dtype."""
+    from mixology.mutating import patched
+    from mixology.ops.positional import triton_rope
+
+    with patched(triton_rope, rope_angles=_angles_in(x.dtype)):
+        return triton_rope.rope(x, interleaved)
+
+
+@mutant("rope", needs="triton")
+def triton_rope_first_tile_only(x, interleaved=False):
+    """The Triton RoPE with BLOCK_F capped at 16: feature pairs past the 16th not rotated."""
+    from mixology.mutating import first_tile_only
+    from mixology.ops.positional import triton_rope
+
+    with first_tile_only(triton_rope):
+        return triton_rope.rope(x, interleaved)
+
+
+@mutant("alibi", needs="triton")
+def triton_alibi_tail_tile_unwritten(scores, causal=False):
+    """The Triton ALiBi launched on n // block programs per axis: the last partial tile of rows
+    and, past T = 1024, of key columns never written."""
+    from mixology.mutating import floor_grid
+    from mixology.ops.positional import triton_additive
+
+    with floor_grid(triton_additive):
+        return triton_additive.alibi(scores, causal)
+
+
+@mutant("sinusoidal", needs="triton")
+def triton_sinusoidal_first_tile_only(x):
+    """The Triton sinusoidal encoding with BLOCK_F capped at 16: features past 32 never written."""
+    from mixology.mutating import first_tile_only
+    from mixology.ops.positional import triton_additive
+
+    with first_tile_only(triton_additive):
+        return triton_additive.sinusoidal(x)

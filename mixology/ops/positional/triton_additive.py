@@ -16,7 +16,7 @@ import triton.language as tl
 
 from mixology.dtypes import accumulation_dtype
 from mixology.ops.positional.reference import alibi_slopes, sinusoidal_table
-from mixology.triton_utils import acc_dtype, cast_out, check_runnable, emulate_bf16_rne
+from mixology.triton_utils import acc_dtype, cast_out, check_runnable, empty, emulate_bf16_rne
 from mixology.validate import check_alibi_input, check_sinusoidal_input
 
 
@@ -65,7 +65,7 @@ def _acc(dtype):
 
 def _alibi_forward(scores, causal):
     B, H, T, _ = scores.shape
-    y = torch.empty((B, H, T, T), dtype=scores.dtype, device=scores.device)
+    y = empty((B, H, T, T), scores.dtype, scores.device)
     if y.numel() == 0:
         return y
     slopes = torch.tensor(alibi_slopes(H), dtype=_acc(scores.dtype), device=scores.device)
@@ -80,7 +80,7 @@ def _alibi_forward(scores, causal):
 
 def _sinusoidal_forward(x):
     B, T, D = x.shape
-    y = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
+    y = empty((B, T, D), x.dtype, x.device)
     if y.numel() == 0:
         return y
     sin, cos = (t.contiguous() for t in sinusoidal_table(T, D, x.device, _acc(x.dtype)))

@@ -14,7 +14,7 @@ import triton.language as tl
 
 from mixology.dtypes import accumulation_dtype
 from mixology.ops.positional.reference import rope_angles
-from mixology.triton_utils import acc_dtype, cast_out, check_runnable, emulate_bf16_rne
+from mixology.triton_utils import acc_dtype, cast_out, check_runnable, empty, emulate_bf16_rne
 from mixology.validate import check_rope_input
 
 
@@ -48,7 +48,7 @@ def _rope_kernel(x_ptr, cos_ptr, sin_ptr, y_ptr, n_rows, H, T, HALF,
 def rotate(x: torch.Tensor, interleaved: bool, inverse: bool) -> torch.Tensor:
     """rope(x) (or its inverse rotation), contiguous output."""
     B, H, T, d = x.shape
-    y = torch.empty((B, H, T, d), dtype=x.dtype, device=x.device)
+    y = empty((B, H, T, d), x.dtype, x.device)
     if y.numel() == 0:
         return y
     acc = accumulation_dtype(x.dtype)

@@ -117,25 +117,6 @@ def no_input_checks(x, num_heads):
     return rearrange(x, "b t (h d) -> b (h t d)", h=num_heads).reshape(B, T, D)
 
 
-@mutant(MIX, needs="triton")
-def triton_grid_floor(x, num_heads):
-    """Triton permutation launched with grid n_rows // BLOCK_ROWS: the last block never written."""
-    import triton
-
-    from mixology.ops.token_mix.triton_permute import _permute_kernel
-    from mixology.triton_utils import acc_dtype
-
-    B, T, D, d = check_mix_input(x, num_heads)
-    out = torch.zeros_like(x, memory_format=torch.contiguous_format)
-    block_rows, block_d = 4, triton.next_power_of_2(D)
-    grid = ((B * T) // block_rows, 1)
-    if grid[0]:
-        _permute_kernel[grid](x, x, out, B * T, T, D, d, *x.stride(), *x.stride(),
-                              INVERSE=False, ADD_RESIDUAL=False, ACC=acc_dtype(x.dtype), EMULATE_RNE=False,
-                              BLOCK_ROWS=block_rows, BLOCK_D=block_d)
-    return out
-
-
 # --- token_unmix -------------------------------------------------------------------------
 
 @mutant(UNMIX)
@@ -264,3 +245,27 @@ def triton_block_never_written(x, num_heads, weight, bias, eps=1e-5):
     B, T, D = x.shape
     return forward_launch(x, weight, bias, eps, num_heads,
                           grid=((B * T) // row_tile(D)[0],), n_cols=D)[0]
+
+
+# --- kernel scale: only show past one tile ----------------------------------------------
+
+@mutant(MIX, needs="triton")
+def triton_permute_tail_tile_unwritten(x, num_heads):
+    """The Triton permute launched on n // block programs per grid axis: the last partial tile of
+    rows and of columns is never written."""
+    from mixology.mutating import floor_grid
+    from mixology.ops.token_mix import triton_permute
+
+    with floor_grid(triton_permute):
+        return triton_permute.token_mix(x, num_heads)
+
+
+@mutant(MIXER, needs="triton")
+def triton_mixer_first_tile_only(x, num_heads, weight, bias, eps=1e-5):
+    """The fused Triton TokenMixer with BLOCK_D capped at 16: LayerNorm statistics of the first
+    16 columns, and the rest of each row never written."""
+    from mixology.mutating import fixed_row_tile
+    from mixology.ops.token_mix import triton_fused
+
+    with fixed_row_tile(triton_fused):
+        return triton_fused.token_mixer(x, num_heads, weight, bias, eps)

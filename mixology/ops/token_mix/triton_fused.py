@@ -22,6 +22,7 @@ from mixology.triton_utils import (
     acc_dtype,
     cast_out,
     check_runnable,
+    empty,
     emulate_bf16_rne,
     num_warps,
     persistent_programs,
@@ -96,9 +97,9 @@ def forward_launch(x, weight, bias, eps, num_heads, *, grid, n_cols):
     """Run the forward kernel with an explicit launch; returns (y, mean, rstd)."""
     B, T, D = x.shape
     stats_dtype = accumulation_dtype(x.dtype)
-    y = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
-    mean = torch.empty(B * T, dtype=stats_dtype, device=x.device)
-    rstd = torch.empty(B * T, dtype=stats_dtype, device=x.device)
+    y = empty((B, T, D), x.dtype, x.device)
+    mean = empty(B * T, stats_dtype, x.device)
+    rstd = empty(B * T, stats_dtype, x.device)
     # eps travels as a tensor: Triton would pass a Python float as float32, and float64
     # inputs must be normalized with eps in float64.
     eps_t = torch.full((1,), eps, dtype=stats_dtype, device=x.device)
@@ -126,7 +127,7 @@ def fused_backward(dy, x, weight, mean, rstd, num_heads):
     block_rows, block_d = row_tile(D)
     n_programs = persistent_programs(triton.cdiv(n_rows, block_rows), x.device)
     acc = accumulation_dtype(x.dtype)
-    dz = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
+    dz = empty((B, T, D), x.dtype, x.device)
     dw = torch.zeros((max(n_programs, 1), D), dtype=acc, device=x.device)
     db = torch.zeros_like(dw)
     if n_programs > 0:

@@ -11,7 +11,7 @@ import triton
 import triton.language as tl
 
 from mixology.ops.token_mix.triton_index import source_offsets
-from mixology.triton_utils import acc_dtype, cast_out, check_runnable, emulate_bf16_rne
+from mixology.triton_utils import acc_dtype, cast_out, check_runnable, empty, emulate_bf16_rne
 from mixology.validate import check_mix_input
 
 
@@ -37,7 +37,7 @@ def permute(x: torch.Tensor, num_heads: int, *, inverse: bool,
     """mix (or unmix, ``inverse=True``) x, plus ``residual`` if given; output contiguous."""
     check_runnable(x)
     B, T, D = x.shape
-    out = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
+    out = empty((B, T, D), x.dtype, x.device)
     n_rows = B * T
     if out.numel() == 0:
         return out
