@@ -119,7 +119,12 @@ def cmd_list(args) -> int:
     import spec
     from mixology import registry
 
-    for op in args.op or registry.ops():
+    known = registry.ops()
+    unknown = [op for op in args.op or [] if op not in known]
+    if unknown:
+        print(f"error: unknown op {unknown[0]!r}; known: {', '.join(known)}", file=sys.stderr)
+        return 2
+    for op in args.op or known:
         o = registry.OPS[op]
         print(f"{op} {o.signature}\n  {o.doc}")
         available = registry.implementations(op, device)
@@ -129,7 +134,7 @@ def cmd_list(args) -> int:
             print(f"    {name:10s} {impl.doc}{mark}")
         print("  properties:")
         for p in spec.properties(op):
-            print(f"    {p.name:40s} {p.doc}")
+            print(f"    {p.name:40s} {p.kind:11s} {p.doc}")
         print("  mutants:")
         for m in registry.mutants(op, device):
             print(f"    {m.name:40s} {m.doc}")

@@ -24,6 +24,16 @@ def test_list_shows_ops_implementations_properties_and_mutants():
         assert word in out
 
 
+def test_list_one_op_shows_kinds_and_an_unknown_op_is_one_line_exit_2():
+    code, out = mixology("list", "--device", "cpu", "--op", "rms_norm")
+    assert code == 0, out
+    assert re.search(r"rms_rows_with_large_mean\s+numerics", out), out
+    assert re.search(r"rms_bad_input_raises\s+contract", out), out
+    code, out = mixology("list", "--device", "cpu", "--op", "rms_nrom")
+    assert code == 2 and out.strip().splitlines() == [out.strip()], out
+    assert "unknown op 'rms_nrom'" in out
+
+
 def test_verify_prints_the_table_and_exits_0():
     code, out = mixology("verify", "--device", "cpu", "--op", "token_mix", "--impl", "reference",
                          "--profile", "ci")
