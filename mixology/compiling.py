@@ -28,4 +28,24 @@ def compile_reference(fn):
     # Buffer donation would make compiled backward graphs refuse retain_graph=True, which
     # gradcheck needs; it saves memory, not time.
     torch._functorch.config.donated_buffer = False
-    return torch.compile(fn, dynamic=True)
+    graph = torch.compile(fn, dynamic=True)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return graph(*(_materialized(a) for a in args), **kwargs)
+
+    return call
+
+
+def _materialized(a):
+    """An expanded tensor (a stride of 0) as a contiguous copy. With dynamic=True, inductor
+    (torch 2.13, CPU) returns a wrong gradient for a stride-0 input: torch.compile of
+    ``x.reshape(B, T, 1, D).permute(0, 2, 1, 3).reshape(B, T, D)`` on ``base.expand(3, 8, 3)``
+    gives a gradient up to 2.6 away from eager's (static shapes are right). The spec's `dev`
+    profile found it (token_mix/gradient_is_inverse_permutation [compiled]); the copy keeps the
+    graph's arithmetic the reference's, and autograd sums the copy's gradient back."""
+    import torch
+
+    if isinstance(a, torch.Tensor) and a.dim() and 0 in a.stride() and a.numel() > 1:
+        return a.contiguous()
+    return a
