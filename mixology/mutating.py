@@ -60,8 +60,11 @@ def fixed_row_tile(module: types.ModuleType, tile: int = 16):
     ``tile`` columns only, and the rest of the row never written."""
     from mixology.triton_utils import row_tile
 
-    return patched(module, row_tile=lambda D, elements=4096: (row_tile(D, elements)[0],
-                                                              min(row_tile(D)[1], tile)))
+    def capped(D, elements=4096):
+        rows, block_d = row_tile(D, elements)
+        return rows, min(block_d, tile)
+
+    return patched(module, row_tile=capped)
 
 
 def input_dtype_accumulator(module: types.ModuleType):

@@ -142,8 +142,7 @@ class RoundingError(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         packet = func.overloadpacket
-        if packet not in _CAST | _MOVE | _MULTILINEAR | _EXTREMA | _FACTORY | _SLOPES.keys() and \
-                func in _decompositions():
+        if packet not in _RULED and func in _decompositions():
             with self:  # re-enter: the decomposition's ops are bounded one by one
                 return _decompositions()[func](*args, **kwargs)
         if func._schema.is_mutable and packet in _FACTORY:  # filled in place: exact values
@@ -165,12 +164,9 @@ class RoundingError(TorchDispatchMode):
         return out
 
     def _rule(self, packet, func, args, kwargs, out):
-        def bounds(x):
-            return self.variance(x) if _is_float(x) else x
-
-        if packet in _CAST:
+        if packet in _CAST:  # (broadcast to out's shape by _set)
             src = args[1] if packet in (aten.copy_, aten.copy) else args[0]
-            e = self.variance(src).expand(out.shape) if src.shape != out.shape else self.variance(src)
+            e = self.variance(src)
             if _is_float(src) and torch.finfo(out.dtype).eps > torch.finfo(src.dtype).eps:
                 e = e + (unit(out.dtype) * self._abs64(out)) ** 2
             return e
@@ -181,13 +177,13 @@ class RoundingError(TorchDispatchMode):
             return _tree(func(*_tree(args, laid_out), **kwargs),
                          lambda e: e if _is_float(e) else None)
         if packet in _EXTREMA:
-            e = func(*_tree(args, bounds), **kwargs)
+            e = func(*_tree(args, lambda x: self.variance(x) if _is_float(x) else x), **kwargs)
             return _tree(e, lambda t: t if _is_float(t) else None)
         if packet in _MULTILINEAR:
             return self._multilinear(func, args, kwargs, out)
         if torch.Tag.pointwise in func.tags:
             return self._pointwise(packet, func, args, kwargs, out)
-        raise NotImplementedError(f"errbound: no rule for {func}")
+        raise NotImplementedError(f"mixology.rounding: no rule for {func}")
 
     def _multilinear(self, func, args, kwargs, out):
         mags = [self._abs64(a) for a in args]
@@ -299,6 +295,9 @@ def _native_layer_norm(x, normalized_shape, weight, bias, eps):
     return out.to(x.dtype), mean, rstd
 
 
+# Ops with a rule of their own (the rest are decomposed where torch can); checked on every
+# dispatched op, so built once.
+_RULED = frozenset(_CAST | _MOVE | _MULTILINEAR | _EXTREMA | _FACTORY | _SLOPES.keys())
 _DECOMP: dict = {}
 
 
