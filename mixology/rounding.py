@@ -12,11 +12,12 @@ root of the sum of their squares (independent errors of T terms cost √T, not T
 - pointwise ``y = f(a, b, ...)``: v(y) = Σ_i (∂f/∂a_i)² v(a_i) + (s(y)·y)² (selections such
   as ``where``, ``neg``, ``relu`` do not round); s(dtype) = u/√3;
 - sums and products of arrays (``sum``, ``mean``, ``mm``, ``bmm``, ...), multilinear in their
-  inputs: v(y) = Σ_i f(a_1², .., v(a_i), .., a_n²) + (s(acc)·f(|a_1|, .., |a_n|))²: the errors
-  of the terms add in quadrature, and the sum itself rounds once at the magnitude of its terms
-  Σ|terms| (a tree reduction rounds each partial sum at its own magnitude), in the
-  accumulation dtype (float32 for half inputs, as every kernel here and torch's accumulate);
-  + (s(y)·y)² when the sum is rounded to a narrower dtype;
+  inputs: v(y) = Σ_i f(a_1², .., v(a_i), .., a_n²) + n·(s(acc)·f(|a_1|, .., |a_n|))²: the
+  errors of the terms add in quadrature, and the sum of n terms rounds n times (its products
+  and partial sums), each time at a magnitude no larger than Σ|terms|, in the accumulation
+  dtype (float32 for half inputs, as every kernel here and torch's accumulate). This holds
+  for any order of summation: tree, sequential, blocked over tiles or Welford's updates, so
+  a kernel is free to choose one; + (s(y)·y)² when the sum is rounded to a narrower dtype;
 - data movement (views, ``cat``, indexing, ...) moves the variances with the values; a cast to
   a narrower dtype adds (s(new)·y)²;
 - other ops run a decomposition (``torch._decomp``'s, or the two below), so every op of the
@@ -188,11 +189,14 @@ class RoundingError(TorchDispatchMode):
     def _multilinear(self, func, args, kwargs, out):
         mags = [self._abs64(a) for a in args]
         kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}  # variances stay float64
-        # the sum's own rounding: one rounding at the magnitude of the summed terms (a tree
-        # reduction rounds each partial sum at its magnitude, up to Σ|terms|)
-        v = (unit(accumulation_dtype(out.dtype)) * func(*mags, **kwargs)) ** 2
-        # errors already in the terms add up in quadrature: coefficients 1 (1/n for a mean)
+        # the sum's own rounding: n roundings (n terms per output element, found by summing
+        # ones), each of a partial sum or product no larger than Σ|terms|, whatever the order
+        # (tree, sequential, blocked, Welford-like): variance ≤ n·(s·Σ|terms|)²
         n = args[0].numel() // max(out.numel(), 1) if func.overloadpacket is aten.mean else 1
+        terms = func(*[torch.ones_like(m) if _is_float(a) else a
+                       for a, m in zip(args, mags, strict=True)], **kwargs) * n
+        v = terms.clamp(min=1) * (unit(accumulation_dtype(out.dtype)) * func(*mags, **kwargs)) ** 2
+        # errors already in the terms add up in quadrature: coefficients 1 (1/n for a mean)
         squares = [m ** 2 if _is_float(a) else m for a, m in zip(args, mags, strict=True)]
         for i, a in enumerate(args):
             if _is_float(a) and torch.count_nonzero(vi := self.variance(a)):
