@@ -26,8 +26,15 @@ def empty_like(t: torch.Tensor) -> torch.Tensor:
     return empty(t.shape, t.dtype, t.device)
 
 
+# Set by mixology.gpu_check while it records launches instead of running them: ops then take
+# meta tensors, and persistent grids are sized for this many SMs (the target GPU's).
+CAPTURE_SM_COUNT: int | None = None
+
+
 def check_runnable(x: torch.Tensor) -> None:
     """Refuse, with a clear error, to launch where Triton cannot run x's device."""
+    if CAPTURE_SM_COUNT is not None and x.device.type == "meta":
+        return
     interpret = os.environ.get("TRITON_INTERPRET") == "1"
     if x.device.type == "cpu" and not interpret:
         raise RuntimeError(
@@ -73,13 +80,16 @@ def row_tile(D: int, elements: int = 4096) -> tuple[int, int]:
 
 
 def num_warps(block_rows: int, block_d: int) -> int:
-    """Warps per program: about 16 elements a thread, 4 to 16 warps (as Liger-Kernel sizes them)."""
+    """Warps per program: about 16 values of a tile a thread, 4 to 16 warps (as Liger-Kernel
+    sizes them). 32 values a thread spilled on sm_90 (alibi, permute: found by gpu-check)."""
     return max(4, min(16, triton.next_power_of_2(block_rows * block_d // 512)))
 
 
 def persistent_programs(n_tiles: int, device: torch.device) -> int:
     """Programs of a persistent grid over ``n_tiles`` row tiles: 4 per SM on CUDA; 4 under the
     interpreter, which runs programs one after another (few programs, long loops)."""
+    if CAPTURE_SM_COUNT is not None and device.type == "meta":
+        return min(n_tiles, 4 * CAPTURE_SM_COUNT)
     if device.type == "cuda":
         return min(n_tiles, 4 * torch.cuda.get_device_properties(device).multi_processor_count)
     return min(n_tiles, 4)

@@ -28,7 +28,12 @@ from mixology.triton_utils import acc_dtype, check_runnable, empty
 from mixology.validate import check_positive_int, check_qkv
 
 BLOCK_T = 16  # tokens per chunk (tl.dot needs at least 16 on GPU)
-STATE_ELEMENTS = 8192  # state block per program: BLOCK_I * BLOCK_D * BLOCK_E
+# The state block a program keeps in registers: BLOCK_I * BLOCK_D * BLOCK_E elements (at least
+# one i-row: BLOCK_D * BLOCK_E <= 4096), with NUM_WARPS warps. Sized by `gpu-check`: 8192
+# elements with 4 warps hit 255 registers and spilled 1.5-2.4 KB per thread on sm_90 at the
+# perf sweep's d = 16, 32, 64; 2048 (4096 at d >= 64) with 8 warps spill nothing.
+STATE_ELEMENTS = 2048
+NUM_WARPS = 8
 
 
 @triton.jit
@@ -38,7 +43,8 @@ def _tile(ptr, base, t0, T, stride_t, stride_c, n_cols, col0,
     t = t0 + tl.arange(0, BLOCK_T)
     c = col0 + tl.arange(0, BLOCK_C)
     mask = (t[:, None] < T) & (c[None, :] < n_cols)
-    return tl.load(ptr + base + t[:, None] * stride_t + c[None, :] * stride_c,
+    return tl.load(ptr + base + t.to(tl.int64)[:, None] * stride_t
+                   + c.to(tl.int64)[None, :] * stride_c,
                    mask=mask, other=0.0).to(ACC)
 
 
@@ -47,7 +53,7 @@ def _store(ptr, base, t0, T, n_cols, col0, val, BLOCK_T: tl.constexpr, BLOCK_C: 
     """Store into a contiguous (.., T, n_cols) partial buffer."""
     t = t0 + tl.arange(0, BLOCK_T)
     c = col0 + tl.arange(0, BLOCK_C)
-    tl.store(ptr + base + t[:, None] * n_cols + c[None, :], val,
+    tl.store(ptr + base + t.to(tl.int64)[:, None] * n_cols + c[None, :], val,
              mask=(t[:, None] < T) & (c[None, :] < n_cols))
 
 
@@ -83,9 +89,10 @@ def _fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, H, T, d, dv, inv_d,
                 BLOCK_I: tl.constexpr, BLOCK_E: tl.constexpr):
     bh, pi, pe = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     b, h = bh // H, bh % H
+    b, h = b.to(tl.int64), h.to(tl.int64)  # base offsets past 2^31 elements
     qb, kb, vb = b * sqb + h * sqh, b * skb + h * skh, b * svb + h * svh
     i0, e0 = pi * BLOCK_I, pe * BLOCK_E
-    out_base = (pi * tl.num_programs(0) + bh).to(tl.int64) * T * dv
+    out_base = (pi.to(tl.int64) * tl.num_programs(0) + bh) * T * dv
     tt = tl.arange(0, BLOCK_T)
     causal = tt[:, None] >= tt[None, :]
     state = tl.zeros((BLOCK_I * BLOCK_D, BLOCK_E), dtype=ACC)
@@ -112,10 +119,11 @@ def _bwd_dq_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dq_ptr, H, T, d, dv, inv_d,
     """Forward scan with S: partial dq for (i-block, e-block)."""
     bh, pi, pe = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     b, h = bh // H, bh % H
+    b, h = b.to(tl.int64), h.to(tl.int64)  # base offsets past 2^31 elements
     qb, kb, vb, gb = b * sqb + h * sqh, b * skb + h * skh, b * svb + h * svh, b * sgb + h * sgh
     i0, e0 = pi * BLOCK_I, pe * BLOCK_E
-    part = pi * tl.num_programs(2) + pe
-    out_base = (part * tl.num_programs(0) + bh).to(tl.int64) * T * d
+    part = pi.to(tl.int64) * tl.num_programs(2) + pe
+    out_base = (part * tl.num_programs(0) + bh) * T * d
     tt = tl.arange(0, BLOCK_T)
     causal = tt[:, None] >= tt[None, :]
     state = tl.zeros((BLOCK_I * BLOCK_D, BLOCK_E), dtype=ACC)
@@ -145,11 +153,12 @@ def _bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dk_ptr, dv_ptr, H, T, d, dv, in
     partial dv (i-block; e-blocks are disjoint)."""
     bh, pi, pe = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     b, h = bh // H, bh % H
+    b, h = b.to(tl.int64), h.to(tl.int64)  # base offsets past 2^31 elements
     qb, kb, vb, gb = b * sqb + h * sqh, b * skb + h * skh, b * svb + h * svh, b * sgb + h * sgh
     i0, e0 = pi * BLOCK_I, pe * BLOCK_E
     n_bh = tl.num_programs(0)
-    dk_base = ((pi * tl.num_programs(2) + pe) * n_bh + bh).to(tl.int64) * T * d
-    dv_base = (pi * n_bh + bh).to(tl.int64) * T * dv
+    dk_base = ((pi.to(tl.int64) * tl.num_programs(2) + pe) * n_bh + bh) * T * d
+    dv_base = (pi.to(tl.int64) * n_bh + bh) * T * dv
     tt = tl.arange(0, BLOCK_T)
     anticausal = tt[:, None] <= tt[None, :]  # rows s, columns t: t >= s
     state = tl.zeros((BLOCK_I * BLOCK_D, BLOCK_E), dtype=ACC)
@@ -179,7 +188,7 @@ def _bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dk_ptr, dv_ptr, H, T, d, dv, in
 def blocks(d: int, dv: int, state_elements: int = STATE_ELEMENTS) -> tuple[int, int, int]:
     """(BLOCK_D, BLOCK_I, BLOCK_E): padded d, the i-rows of the state per program, d_v columns."""
     block_d = max(16, triton.next_power_of_2(d))
-    block_e = max(16, min(64, triton.next_power_of_2(dv)))
+    block_e = max(16, min(64, triton.next_power_of_2(dv), 4096 // block_d))
     block_i = max(1, min(triton.next_power_of_2(d), state_elements // (block_d * block_e)))
     return block_d, block_i, block_e
 
@@ -193,7 +202,7 @@ def n_blocks(d: int, dv: int, state_elements: int = STATE_ELEMENTS) -> tuple[int
 def halves(d: int, dv: int) -> int:
     """The state_elements that split the state into two i-blocks (for d >= 2)."""
     block_d, _, block_e = blocks(d, dv)
-    return block_d * block_e * max(1, triton.next_power_of_2(d) // 2)
+    return min(STATE_ELEMENTS, block_d * block_e * max(1, triton.next_power_of_2(d) // 2))
 
 
 def _launch(kernel, inputs, outputs, state_elements):
@@ -206,7 +215,7 @@ def _launch(kernel, inputs, outputs, state_elements):
     strides = [s for t in inputs for s in t.stride()]
     kernel[grid](*inputs, *outputs, H, T, d, dv, 1.0 / d, *strides,
                  ACC=acc_dtype(q.dtype), BLOCK_T=BLOCK_T, BLOCK_D=block_d,
-                 BLOCK_I=block_i, BLOCK_E=block_e, num_warps=4)
+                 BLOCK_I=block_i, BLOCK_E=block_e, num_warps=NUM_WARPS)
 
 
 def _partials(q, n_parts, cols):

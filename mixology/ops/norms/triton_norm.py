@@ -38,7 +38,7 @@ def _norm_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, n_rows, T, 
     cols = tl.arange(0, BLOCK_D)[None, :]
     row_ok = rows < n_rows
     mask = row_ok & (cols < D)
-    x = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols * sxd, mask=mask,
+    x = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols.to(tl.int64) * sxd, mask=mask,
                 other=0.0).to(ACC)
     if RMS:
         mean = tl.zeros([BLOCK_ROWS], dtype=ACC)
@@ -70,12 +70,12 @@ def _norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dx_ptr, dw_ptr, d
         rows = (tile * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)).to(tl.int64)[:, None]
         row_ok = rows < n_rows
         mask = row_ok & col_ok
-        x = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols * sxd, mask=mask,
+        x = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols.to(tl.int64) * sxd, mask=mask,
                     other=0.0).to(ACC)
         mean = tl.load(mean_ptr + rows, mask=row_ok, other=0.0)
         rstd = tl.load(rstd_ptr + rows, mask=row_ok, other=0.0)
         xhat = tl.where(mask, (x - mean) * rstd, 0.0)
-        dy = tl.load(dy_ptr + (rows // T) * syb + (rows % T) * syt + cols * syd, mask=mask,
+        dy = tl.load(dy_ptr + (rows // T) * syb + (rows % T) * syt + cols.to(tl.int64) * syd, mask=mask,
                      other=0.0).to(ACC)
         g = dy * w
         dx = g - xhat * (tl.sum(xhat * g, axis=1)[:, None] / D)
@@ -85,8 +85,8 @@ def _norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dx_ptr, dw_ptr, d
                                                     EMULATE_RNE), mask=mask)
         dw += tl.sum(dy * xhat, axis=0)[None, :]
         db += tl.sum(dy, axis=0)[None, :]
-    tl.store(dw_ptr + pid * D + cols, dw, mask=col_ok)
-    tl.store(db_ptr + pid * D + cols, db, mask=col_ok)
+    tl.store(dw_ptr + pid.to(tl.int64) * D + cols, dw, mask=col_ok)
+    tl.store(db_ptr + pid.to(tl.int64) * D + cols, db, mask=col_ok)
 
 
 def _stats_dtype(x):

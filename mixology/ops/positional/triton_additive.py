@@ -16,7 +16,14 @@ import triton.language as tl
 
 from mixology.dtypes import accumulation_dtype
 from mixology.ops.positional.reference import alibi_slopes, sinusoidal_table
-from mixology.triton_utils import acc_dtype, cast_out, check_runnable, empty, emulate_bf16_rne
+from mixology.triton_utils import (
+    acc_dtype,
+    cast_out,
+    check_runnable,
+    empty,
+    emulate_bf16_rne,
+    num_warps,
+)
 from mixology.validate import check_alibi_input, check_sinusoidal_input
 
 
@@ -30,7 +37,7 @@ def _alibi_kernel(s_ptr, slope_ptr, y_ptr, n_rows, H, T, ssb, ssh, sst, ssd,
     t = rows % T
     bh = rows // T
     h = bh % H
-    scores = tl.load(s_ptr + (bh // H) * ssb + h * ssh + t * sst + cols * ssd, mask=mask,
+    scores = tl.load(s_ptr + (bh // H) * ssb + h * ssh + t * sst + cols.to(tl.int64) * ssd, mask=mask,
                      other=0.0).to(ACC)
     dist = (t - cols).to(ACC)
     if not CAUSAL:
@@ -49,8 +56,8 @@ def _sinusoidal_kernel(x_ptr, sin_ptr, cos_ptr, y_ptr, n_rows, T, HALF, sxb, sxt
     mask = (rows < n_rows) & (f < HALF)
     t = rows % T
     base = (rows // T) * sxb + t * sxt
-    x_even = tl.load(x_ptr + base + (2 * f) * sxd, mask=mask, other=0.0).to(ACC)
-    x_odd = tl.load(x_ptr + base + (2 * f + 1) * sxd, mask=mask, other=0.0).to(ACC)
+    x_even = tl.load(x_ptr + base + (2 * f).to(tl.int64) * sxd, mask=mask, other=0.0).to(ACC)
+    x_odd = tl.load(x_ptr + base + (2 * f + 1).to(tl.int64) * sxd, mask=mask, other=0.0).to(ACC)
     sin = tl.load(sin_ptr + t * HALF + f, mask=mask, other=0.0)
     cos = tl.load(cos_ptr + t * HALF + f, mask=mask, other=0.0)
     out = y_ptr + rows * (2 * HALF)
@@ -74,7 +81,8 @@ def _alibi_forward(scores, causal):
     grid = (triton.cdiv(B * H * T, block_rows), triton.cdiv(T, block_s))
     _alibi_kernel[grid](scores, slopes, y, B * H * T, H, T, *scores.stride(), CAUSAL=causal,
                         ACC=acc_dtype(scores.dtype), EMULATE_RNE=emulate_bf16_rne(scores.dtype),
-                        BLOCK_ROWS=block_rows, BLOCK_S=block_s)
+                        BLOCK_ROWS=block_rows, BLOCK_S=block_s,
+                        num_warps=num_warps(block_rows, block_s))
     return y
 
 

@@ -33,8 +33,8 @@ def _rope_kernel(x_ptr, cos_ptr, sin_ptr, y_ptr, n_rows, H, T, HALF,
         c1, c2 = 2 * f, 2 * f + 1
     else:  # rotate-half: pairs (f, f + d/2)
         c1, c2 = f, f + HALF
-    x1 = tl.load(x_ptr + base + c1 * sxd, mask=mask, other=0.0).to(ACC)
-    x2 = tl.load(x_ptr + base + c2 * sxd, mask=mask, other=0.0).to(ACC)
+    x1 = tl.load(x_ptr + base + c1.to(tl.int64) * sxd, mask=mask, other=0.0).to(ACC)
+    x2 = tl.load(x_ptr + base + c2.to(tl.int64) * sxd, mask=mask, other=0.0).to(ACC)
     cos = tl.load(cos_ptr + t * HALF + f, mask=mask, other=1.0)
     sin = tl.load(sin_ptr + t * HALF + f, mask=mask, other=0.0)
     if INVERSE:

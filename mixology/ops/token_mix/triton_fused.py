@@ -42,7 +42,7 @@ def _fused_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr,
     mask = row_ok & (cols < n_cols)
     mixed = tl.load(x_ptr + source_offsets(rows, cols, T, D, HEAD_DIM, sxb, sxt, sxd, False),
                     mask=mask, other=0.0)
-    resid = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols * sxd,
+    resid = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols.to(tl.int64) * sxd,
                     mask=mask, other=0.0)
     z = resid.to(ACC) + mixed.to(ACC)
     mean = tl.sum(z, axis=1) / n_cols
@@ -74,12 +74,12 @@ def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, 
         mask = row_ok & col_ok
         mixed = tl.load(x_ptr + source_offsets(rows, cols, T, D, HEAD_DIM, sxb, sxt, sxd, False),
                         mask=mask, other=0.0)
-        resid = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols * sxd,
+        resid = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols.to(tl.int64) * sxd,
                         mask=mask, other=0.0)
         mean = tl.load(mean_ptr + rows, mask=row_ok, other=0.0)
         rstd = tl.load(rstd_ptr + rows, mask=row_ok, other=0.0)
         xhat = tl.where(mask, (resid.to(ACC) + mixed.to(ACC) - mean) * rstd, 0.0)
-        dy = tl.load(dy_ptr + (rows // T) * syb + (rows % T) * syt + cols * syd,
+        dy = tl.load(dy_ptr + (rows // T) * syb + (rows % T) * syt + cols.to(tl.int64) * syd,
                      mask=mask, other=0.0).to(ACC)
         g = dy * w
         c1 = tl.sum(xhat * g, axis=1)[:, None] / D
@@ -89,8 +89,8 @@ def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, 
                  mask=mask)
         dw += tl.sum(dy * xhat, axis=0)[None, :]
         db += tl.sum(dy, axis=0)[None, :]
-    tl.store(dw_ptr + pid * D + cols, dw, mask=col_ok)
-    tl.store(db_ptr + pid * D + cols, db, mask=col_ok)
+    tl.store(dw_ptr + pid.to(tl.int64) * D + cols, dw, mask=col_ok)
+    tl.store(db_ptr + pid.to(tl.int64) * D + cols, db, mask=col_ok)
 
 
 def forward_launch(x, weight, bias, eps, num_heads, *, grid, n_cols):

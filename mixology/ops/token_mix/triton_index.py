@@ -24,13 +24,13 @@ def source_offsets(rows, cols, T, D, HEAD_DIM, stride_b, stride_t, stride_d,
     if INVERSE:
         # output (t=s, col=h*d+j) <- flat f = h*T*d + s*d + j of the mixed tensor
         h = cols // HEAD_DIM
-        f = h * T * HEAD_DIM + s * HEAD_DIM + (cols % HEAD_DIM)
+        f = h.to(tl.int64) * T * HEAD_DIM + s * HEAD_DIM + (cols % HEAD_DIM)
         src_t = f // D
         src_c = f % D
     else:
         # output (s, c) <- flat f = s*D + c = h*T*d + t*d + j of the head-major sequence
         f = s * D + cols
-        seg = T * HEAD_DIM
+        seg = tl.cast(T, tl.int64) * HEAD_DIM
         rem = f % seg
         src_t = rem // HEAD_DIM
         src_c = (f // seg) * HEAD_DIM + rem % HEAD_DIM

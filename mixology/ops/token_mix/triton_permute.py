@@ -11,7 +11,14 @@ import triton
 import triton.language as tl
 
 from mixology.ops.token_mix.triton_index import source_offsets
-from mixology.triton_utils import acc_dtype, cast_out, check_runnable, empty, emulate_bf16_rne
+from mixology.triton_utils import (
+    acc_dtype,
+    cast_out,
+    check_runnable,
+    empty,
+    emulate_bf16_rne,
+    num_warps,
+)
 from mixology.validate import check_mix_input
 
 
@@ -27,7 +34,7 @@ def _permute_kernel(x_ptr, res_ptr, out_ptr, n_rows, T, D, HEAD_DIM,
     src = source_offsets(rows, cols, T, D, HEAD_DIM, sxb, sxt, sxd, INVERSE)
     v = tl.load(x_ptr + src, mask=mask)
     if ADD_RESIDUAL:
-        r = tl.load(res_ptr + (rows // T) * srb + (rows % T) * srt + cols * srd, mask=mask)
+        r = tl.load(res_ptr + (rows // T) * srb + (rows % T) * srt + cols.to(tl.int64) * srd, mask=mask)
         v = cast_out(v.to(ACC) + r.to(ACC), out_ptr.dtype.element_ty, EMULATE_RNE)
     tl.store(out_ptr + rows * D + cols, v, mask=mask)
 
@@ -50,6 +57,7 @@ def permute(x: torch.Tensor, num_heads: int, *, inverse: bool,
         INVERSE=inverse, ADD_RESIDUAL=residual is not None, ACC=acc_dtype(x.dtype),
         EMULATE_RNE=emulate_bf16_rne(x.dtype),
         BLOCK_ROWS=block_rows, BLOCK_D=block_d,
+        num_warps=num_warps(block_rows, block_d),
     )
     return out
 
