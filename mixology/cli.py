@@ -1,4 +1,4 @@
-"""``python -m mixology {verify,list,mutants,bench,history}``."""
+"""``python -m mixology {verify,list,mutants,bench,history,gpu-check}``."""
 
 from __future__ import annotations
 
@@ -235,6 +235,55 @@ def cmd_history(args) -> int:
     return 0
 
 
+def cmd_gpu_check(args) -> int:
+    """Compile every Triton kernel for GPU targets (no GPU needed); exit 1 on a problem."""
+    import subprocess
+
+    from mixology import gpu_check
+
+    targets = [t.strip() for t in args.target.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in gpu_check.TARGETS]
+    if unknown or not targets:
+        print(f"mixology gpu-check: error: unknown --target {','.join(unknown) or '(none)'}; "
+              f"choose from {','.join(gpu_check.TARGETS)}", file=sys.stderr)
+        return 2
+    if os.environ.get("TRITON_INTERPRET") == "1":  # kernels must be real JITFunctions
+        env = dict(os.environ, TRITON_INTERPRET="0")
+        return subprocess.call([sys.executable, "-m", "mixology", *args.argv], env=env)
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9's default, said aloud
+    from mixology import registry
+
+    if args.op:
+        unknown = [o for o in args.op if o not in registry.ops()]
+        if unknown:
+            print(f"mixology gpu-check: error: unknown --op {unknown[0]}", file=sys.stderr)
+            return 2
+
+    def progress(msg):
+        print(f"gpu-check: {msg}", file=sys.stderr, flush=True)
+
+    cache = gpu_check.load_results(args.results)
+    results = gpu_check.check(targets, args.sizes, args.jobs, progress,
+                              set(args.op) if args.op else None, cache)
+    reports = list(results.values())
+    if args.results:
+        merged = results if not args.op else {**cache, **results}
+        gpu_check.save_results(args.results, merged)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(gpu_check.markdown(reports) + "\n")
+    if args.summary:
+        with open(args.summary, "w") as f:
+            f.write(gpu_check.summary(reports) + "\n")
+    print(gpu_check.summary(reports))
+    found = gpu_check.problems(reports)
+    print(f"\n{len(reports)} variants ({len(reports) - sum(k in cache for k in results)} "
+          f"compiled, the rest unchanged since --results), {len(found)} problem(s)")
+    for line in found:
+        print("  " + line)
+    return 1 if found else 0
+
+
 def _property_table(matrix, ops) -> str:
     """Markdown: each property, what it checks, and the mutants it rejects."""
     import spec
@@ -282,8 +331,9 @@ def main(argv=None) -> int:
 
     be = sub.add_parser("bench", help="run the perf sweep (pytest-benchmark) and save it")
     be.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
-    be.add_argument("--sizes", choices=("full", "quick", "cpu"),
-                    help="default: full on CUDA, cpu otherwise")
+    be.add_argument("--sizes", choices=("full", "quick", "smoke", "cpu"),
+                    help="default: full on CUDA, cpu otherwise; smoke: one point per entry, "
+                         "implementation and mode")
     be.add_argument("--storage", help="history folder (default perf/history)")
     be.add_argument("--no-save", action="store_true", help="do not autosave into the history")
     be.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
@@ -300,5 +350,21 @@ def main(argv=None) -> int:
     hi.add_argument("--only-flagged", action="store_true", help="print only slowdowns")
     hi.set_defaults(func=cmd_history)
 
+    gc = sub.add_parser("gpu-check", help="compile every Triton kernel for GPU targets without "
+                        "a GPU: registers, spills, shared memory, access widths, 32-bit offsets")
+    gc.add_argument("--target", default="sm_90,sm_80", help="comma-separated (default both)")
+    gc.add_argument("--sizes", choices=("tests", "perf", "all"), default="all",
+                    help="the launches of the spec's sizes, of the perf sweep's GPU sizes, "
+                         "or both (default)")
+    gc.add_argument("--op", action="append", help="only this op (repeatable)")
+    gc.add_argument("-j", "--jobs", type=int, help="compile processes (default: CPU count)")
+    gc.add_argument("--results", metavar="JSON",
+                    help="earlier results: variants whose compile inputs are unchanged are "
+                         "taken from it; this run's results are written back")
+    gc.add_argument("--markdown", metavar="PATH", help="write every variant's row here")
+    gc.add_argument("--summary", metavar="PATH", help="write the per-kernel summary here")
+    gc.set_defaults(func=cmd_gpu_check)
+
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return args.func(args)

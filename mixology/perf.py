@@ -189,6 +189,13 @@ def _norm_points(e: Entry, sizes: str, device: str) -> list[Point]:
 
 
 def sweep(sizes: str, device: str) -> list[Point]:
+    """The points of a sweep: ``full``, ``quick``, ``cpu``, or ``smoke`` (the first point of
+    every entry x implementation x mode of ``quick``: every path once, for a short GPU run)."""
+    if sizes == "smoke":
+        first: dict[tuple, Point] = {}
+        for p in sweep("quick", device):
+            first.setdefault((p.entry, p.impl, p.mode), p)
+        return list(first.values())
     s = SIZES[sizes]
     points = []
     for e in ENTRIES.values():
@@ -211,6 +218,12 @@ def sweep(sizes: str, device: str) -> list[Point]:
                 points += [Point(e.name, impl, "fwd", 1, T, s.Ds_fixed[0], s.dtypes[0], "mem")
                            for T in s.mem_Ts]
     return points
+
+
+def _generator(device: str) -> torch.Generator | None:
+    """The builders' seeded generator; none on meta (gpu-check builds the sweep's calls on
+    meta tensors to compile their launches without a GPU)."""
+    return None if device == "meta" else torch.Generator(device=device).manual_seed(0)
 
 
 def _attention(x, num_heads, proj=None, backend=None):
@@ -240,7 +253,7 @@ def build_token_mixer(p: Point, device: str):
     import mixology
 
     dtype = DTYPES[p.dtype]
-    g = torch.Generator(device=device).manual_seed(0)
+    g = _generator(device)
     x = torch.randn(p.B, p.T, p.D, device=device, dtype=dtype, generator=g)
     w = torch.ones(p.D, device=device, dtype=dtype)
     b = torch.zeros(p.D, device=device, dtype=dtype)
@@ -306,7 +319,7 @@ def build_quadratic_attention(p: Point, device: str):
     import mixology
 
     dtype = DTYPES[p.dtype]
-    g = torch.Generator(device=device).manual_seed(0)
+    g = _generator(device)
     q, k, v = (torch.randn(p.B, QUAD_H, p.T, p.D, device=device, dtype=dtype, generator=g)
                / p.D**0.25 for _ in range(3))
     bh, size, d, C = p.B * QUAD_H, torch.finfo(dtype).bits // 8, p.D, 64
@@ -357,7 +370,7 @@ def build_per_token_ffn(p: Point, device: str):
     import mixology
 
     dtype, F_ = DTYPES[p.dtype], 4 * p.D
-    g = torch.Generator(device=device).manual_seed(0)
+    g = _generator(device)
 
     def randn(*shape, scale=1.0):
         return torch.randn(*shape, device=device, dtype=dtype, generator=g) * scale
@@ -384,7 +397,7 @@ def _build_norm(p: Point, device: str):
     import mixology
 
     dtype = DTYPES[p.dtype]
-    g = torch.Generator(device=device).manual_seed(0)
+    g = _generator(device)
     x = torch.randn(p.B, p.T, p.D, device=device, dtype=dtype, generator=g)
     w = torch.ones(p.D, device=device, dtype=dtype)
     rms = p.entry == "rms_norm"
