@@ -52,8 +52,27 @@ def load_runs(root: str | Path) -> dict[str, list[Run]]:
         runs[key].append(Run(path, ci.get("id", "?")[:10], bool(ci.get("dirty")),
                              data.get("datetime", ""), key, results))
     for key in runs:
-        runs[key].sort(key=lambda r: (r.path.name.split("_")[0], r.datetime))
+        runs[key] = _merge_sessions(sorted(runs[key], key=lambda r: (r.path.name.split("_")[0],
+                                                                      r.datetime)))
     return dict(runs)
+
+
+def _session(run: Run) -> str:
+    return next(iter(run.results.values())).get("session", "")
+
+
+def _merge_sessions(runs: list[Run]) -> list[Run]:
+    """Runs saved by the parts of one sweep (perf/run_gpu.sh full 1..4: a GPU rationed in
+    10-minute commands) share a MIXOLOGY_BENCH_SESSION: they are one run, in order."""
+    merged: list[Run] = []
+    for run in runs:
+        last = merged[-1] if merged else None
+        if last is not None and _session(run) and _session(run) == _session(last):
+            merged[-1] = Run(run.path, run.commit, last.dirty or run.dirty, run.datetime,
+                             run.device_key, {**last.results, **run.results})
+        else:
+            merged.append(run)
+    return merged
 
 
 @dataclass

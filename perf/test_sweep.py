@@ -46,7 +46,8 @@ def test_sweep(benchmark, point, ceilings):
     benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=2, iterations=1)
     median = benchmark.stats.stats.median / calls
     info = {**asdict(point), "device": DEVICE, "device_key": perf.device_key(DEVICE),
-            "sizes": SIZES, "calls_per_round": calls, "peak_mem_bytes": peak,
+            "sizes": SIZES, "session": os.environ.get("MIXOLOGY_BENCH_SESSION", ""),
+            "calls_per_round": calls, "peak_mem_bytes": peak,
             "triton_interpreted": os.environ.get("TRITON_INTERPRET") == "1",
             "ceilings": ceilings.as_dict(), **perf.derived(median, nbytes, flops, ceilings)}
     benchmark.extra_info.update(info)

@@ -64,6 +64,23 @@ def test_gate_flags_a_real_slowdown_and_not_noise(tmp_path):
     assert rows["triton"].best == pytest.approx(0.99e-3)
 
 
+def test_parts_of_one_session_are_one_run_and_smoke_touches_every_path(tmp_path):
+    """run_gpu.sh's full sweep is saved in parts (one per 10-minute GPU command) that share a
+    session: history reads them as one run; other runs stay apart."""
+    d = tmp_path / "cuda-X" / "m"
+    write_run(d, 1, [info(median=1e-3), info(impl="sdpa", median=2e-3)])
+    write_run(d, 2, [{**info(median=1.5e-3), "session": "s1"}])
+    write_run(d, 3, [{**info(impl="sdpa", median=2e-3), "session": "s1"}])
+    write_run(d, 4, [{**info(impl="compiled", median=1e-3), "session": "s2"}])
+    runs = perf_report.load_runs(tmp_path)["cuda-X"]
+    assert [len(r.results) for r in runs] == [2, 2, 1]
+    rows = {r.key.split("-")[1]: r for r in perf_report.compare(runs[:2])}
+    assert rows["triton"].flagged and not rows["sdpa"].flagged
+    smoke = perf.sweep("smoke", "cuda")
+    paths = {(p.entry, p.impl, p.mode) for p in perf.sweep("quick", "cuda")}
+    assert {(p.entry, p.impl, p.mode) for p in smoke} == paths and len(smoke) == len(paths)
+
+
 def test_history_cli_exit_codes_and_plots(tmp_path):
     d = tmp_path / "hist" / "cuda-X" / "m"
     for n, m in enumerate([1.0, 1.0, 1.5], 1):
