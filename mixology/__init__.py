@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from mixology import registry
+from mixology.api import Report, check
 from mixology.module import FeedForward, RankMixer, RankMixerBlock, TokenMixer, TransformerBlock
 from mixology.registry import implementations, ops
 
-__all__ = ["FeedForward", "RankMixer", "RankMixerBlock", "TokenMixer", "TransformerBlock", "implementations",
-           "ops", "token_mix", "token_mixer", "token_unmix"]
+__all__ = ["FeedForward", "RankMixer", "RankMixerBlock", "Report", "TokenMixer", "TransformerBlock",
+           "check", "implementations", "ops", "token_mix", "token_mixer", "token_unmix"]
 __version__ = "0.1.0"
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import textwrap
+import time
 import warnings
 
 PROFILES = ("ci", "dev", "thorough")
@@ -54,64 +57,155 @@ def _table(outcomes, columns) -> str:
     return "\n".join(lines)
 
 
+class Progress:
+    """Counters and, on a terminal, a bar: done/total, op/property [implementation], time."""
+
+    def __init__(self, total: int, stream=None, verbose: bool = False):
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() and not verbose
+
+    def __call__(self, o) -> None:
+        self.done += 1
+        elapsed = _duration(time.perf_counter() - self.start)
+        where = f"{o.op}/{o.prop} [{o.impl}]"
+        if self.tty:
+            width = 24
+            fill = int(width * self.done / max(self.total, 1))
+            line = (f"\r[{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} "
+                    f"{elapsed} {'' if o.ok else 'FAIL '}{where}")
+            cols = shutil.get_terminal_size((100, 20)).columns
+            self.stream.write(line[:cols - 1].ljust(cols - 1))
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            n = len(str(self.total))
+            self.stream.write(f"[{self.done:>{n}}/{self.total}] {o.status:4s} {where} "
+                              f"{o.seconds:.1f}s ({elapsed})\n")
+        self.stream.flush()
+
+
+def _duration(s: float) -> str:
+    return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def _usage_error(command: str, msg: str) -> int:
+    print(f"mixology {command}: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _parse_candidates(items) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        op, sep, target = item.partition("=")
+        if not sep or ":" not in target or not op:
+            raise ValueError(f"--candidate wants OP=package.module:function, got {item!r}")
+        out[op] = target
+    return out
+
+
 def cmd_verify(args) -> int:
     device = _setup_device(args.device)
-    from mixology import runner
-
-    candidates = {}
-    for item in args.candidate or []:
-        op, sep, target = item.partition("=")
-        if not sep or ":" not in target:
-            raise SystemExit(f"error: --candidate wants OP=package.module:function, got {item!r}")
-        candidates[op] = target
-
-    def progress(o):
-        if args.verbose:
-            print(f"  {o.status:4s} {o.op}/{o.prop} [{o.impl}] {o.seconds:.1f}s", file=sys.stderr)
-
-    outcomes = runner.verify(args.op, args.impl, args.property, device=device,
-                             profile=args.profile, reproduce=args.reproduce,
-                             candidates=candidates, mutants=args.mutant, on_result=progress,
-                             sizes=args.sizes)
-    if not outcomes:
-        print("nothing to verify: no property matched the selection on " + device)
-        return 1
-    columns = list(dict.fromkeys(o.impl for o in outcomes))
+    from mixology import api, runner
     from spec.strategies import profile_name
 
-    print(f"mixology verify: device={device} profile={args.profile or profile_name()}\n")
+    try:
+        candidates = _parse_candidates(args.candidate)
+        for target in candidates.values():
+            try:
+                api.resolve(target)
+            except Exception as e:  # noqa: BLE001  (import errors of the user's module)
+                raise ValueError(f"--candidate: cannot import {target}: "
+                                 f"{type(e).__name__}: {e}") from e
+        checks = runner.plan(args.op, args.impl, args.property, device=device,
+                             candidates=candidates, mutants=args.mutant)
+    except ValueError as e:
+        return _usage_error("verify", str(e).splitlines()[0])
+    if not checks:
+        print("nothing to verify: no property matched the selection on " + device)
+        return 1
+    profile = args.profile or profile_name()
+    if args.jobs and args.jobs > 1:
+        outcomes = _verify_parallel(args, device, profile, len(checks))
+        if outcomes is None:
+            return 2
+        order = {(c[0], c[1], c[5].name): i for i, c in enumerate(checks)}
+        outcomes.sort(key=lambda o: order.get((o.op, o.impl, o.prop), len(order)))
+    else:
+        print(f"mixology verify: {len(checks)} checks, device={device} profile={profile}",
+              file=sys.stderr, flush=True)
+        outcomes = runner.run_plan(checks, device=device, profile=args.profile,
+                                   reproduce=args.reproduce, sizes=args.sizes,
+                                   on_result=Progress(len(checks), verbose=args.verbose))
+    return _verify_summary(args, outcomes, device, profile, bool(candidates))
+
+
+def _verify_summary(args, outcomes, device, profile, candidates: bool) -> int:
+    from mixology.api import format_failure
+
+    start = getattr(args, "_start", None)
+    columns = list(dict.fromkeys(o.impl for o in outcomes))
+    print(f"mixology verify: device={device} profile={profile}\n")
     print(_table(outcomes, columns))
     failures = [o for o in outcomes if not o.ok]
     # A candidate's contract failures (bad input not refused with a ValueError/TypeError naming
     # the argument) are listed apart and fail the run only with --strict.
-    lenient = bool(candidates) and not args.strict
+    lenient = candidates and not args.strict
     contract = [o for o in failures if lenient and o.kind == "contract"]
     failing = [o for o in failures if o not in contract]
     for o in failing:
-        _print_failure(o)
+        print(format_failure(o))
     if contract:
         print("\nContract (input checks; not counted as failures without --strict):")
         for o in contract:
-            _print_failure(o)
+            print(format_failure(o))
     total = sum(o.seconds for o in outcomes)
+    wall = f", {_duration(time.perf_counter() - start)} wall" if start else ""
     extra = f", {len(contract)} contract failure(s) not counted" if contract else ""
-    print(f"\n{len(outcomes) - len(failures)} passed, {len(failing)} failed{extra} ({total:.0f}s)")
+    print(f"\n{len(outcomes) - len(failures)} passed, {len(failing)} failed{extra} "
+          f"({total:.0f}s of checks{wall})")
     return 1 if failing else 0
 
 
-def _print_failure(o) -> None:
-    many = len(o.failures) > 1
-    print(f"\nFAIL {o.op}/{o.prop} [{o.impl}] ({o.kind}, sizes: {o.sizes})"
-          + (f": {len(o.failures)} distinct failures" if many else ""))
-    for i, f in enumerate(o.failures, 1):
-        pad = "    " if many else "  "
-        if many:
-            print(f"  ({i})")
-        print(f"{pad}error: {f.error}")
-        if f.counterexample:
-            print(f"{pad}counterexample: {f.counterexample}")
-        if f.replay:
-            print(f"{pad}replay: {f.replay}")
+def _verify_parallel(args, device, profile, total):
+    """verify -n N: every check is a pytest item (mixology's plugin), spread over N worker
+    processes by pytest-xdist; each worker appends its outcomes to a JSON-lines file."""
+    import importlib.util
+    import json
+    import subprocess
+    import tempfile
+
+    from mixology.runner import Failure, Outcome
+
+    if importlib.util.find_spec("xdist") is None:
+        print("mixology verify: error: -n needs pytest-xdist (pip install pytest-xdist)",
+              file=sys.stderr)
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "outcomes.jsonl")
+        cmd = [sys.executable, "-m", "pytest", tmp, "-p", "no:cacheprovider", "-q",
+               "-n", str(args.jobs), "--mixology-device", device,
+               "--mixology-profile", profile, "--mixology-report", report]
+        if args.sizes:
+            cmd += ["--mixology-sizes", args.sizes]
+        if args.candidate:
+            cmd += [a for c in args.candidate for a in ("--mixology-candidate", c)]
+        else:
+            cmd.append("--mixology-verify")
+        for flag, values in (("--mixology-op", args.op), ("--mixology-impl", args.impl),
+                             ("--mixology-property", args.property)):
+            cmd += [a for v in values or [] for a in (flag, v)]
+        print(f"mixology verify: {total} checks on {args.jobs} workers (pytest-xdist), "
+              f"device={device} profile={profile}", file=sys.stderr, flush=True)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [_repo_root(), os.environ.get("PYTHONPATH", "")]).strip(os.pathsep))
+        subprocess.call(cmd, env=env, cwd=tmp, stdout=sys.stderr)
+        rows = []
+        if os.path.exists(report):
+            with open(report) as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+    return [Outcome(r["op"], r["impl"], r["prop"], r["ok"], r["seconds"],
+                    [Failure(**f) for f in r["failures"]], r["sizes"], r["kind"]) for r in rows]
 
 
 def cmd_list(args) -> int:
@@ -134,7 +228,10 @@ def cmd_list(args) -> int:
             print(f"    {name:10s} {impl.doc}{mark}")
         print("  properties:")
         for p in spec.properties(op):
-            print(f"    {p.name:40s} {p.kind:11s} {p.doc}")
+            doc = " ".join((p.fn.__doc__ or "").split())
+            print(f"    {p.name} ({p.kind})")
+            print(textwrap.fill(doc, width=100, initial_indent=" " * 6,
+                                subsequent_indent=" " * 6))
         print("  mutants:")
         for m in registry.mutants(op, device):
             print(f"    {m.name:40s} {m.doc}")
@@ -300,7 +397,14 @@ def _property_table(matrix, ops) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="mixology", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mixology",
+        description="Property-based verification of token mixers and transformer building "
+                    "blocks: every op's einops reference, its optimized implementations and "
+                    "your own kernels, checked against a spec of properties.",
+        epilog="Run `mixology COMMAND --help` for a command's options. Examples: "
+               "`mixology verify --op rms_norm`, `mixology verify --candidate "
+               "rms_norm=pkg.mod:my_rms_norm`, `mixology verify -n 2`.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("verify", help="run the spec; print op x implementation x property")
@@ -314,7 +418,10 @@ def main(argv=None) -> int:
     v.add_argument("--strict", action="store_true",
                    help="with --candidate: contract failures (bad input not refused with a "
                         "ValueError/TypeError naming the argument) fail the run too")
-    v.add_argument("-v", "--verbose", action="store_true", help="print each result as it runs")
+    v.add_argument("-v", "--verbose", action="store_true",
+                   help="a line per check, even on a terminal (default there: a bar)")
+    v.add_argument("-n", "--jobs", type=int, metavar="N",
+                   help="spread the checks over N worker processes (pytest-xdist)")
     v.set_defaults(func=cmd_verify)
 
     ls = sub.add_parser("list", help="ops, implementations, properties and mutants")
@@ -367,4 +474,5 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    args._start = time.perf_counter()
     return args.func(args)

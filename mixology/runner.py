@@ -147,47 +147,84 @@ def _counterexample(text: str) -> str:
     return " ".join(part.strip() for part in m.group(1).splitlines()).replace("( ", "(").strip(", ")
 
 
+def plan(ops: list[str] | None = None, impls: list[str] | None = None,
+         props: list[str] | None = None, *, device: str,
+         candidates: dict[str, str | Callable] | None = None,
+         mutants: list[str] | None = None) -> list[tuple]:
+    """The checks ``verify`` runs: (op, label, fn, replay args, cost, property), in order.
+    Raises ValueError naming the argument for an unknown op, implementation, property,
+    mutant or candidate."""
+    from mixology import api
+
+    known_ops = registry.ops()
+    for op in ops or []:
+        if op not in known_ops:
+            raise ValueError(f"--op: unknown op {op!r}; known: {', '.join(known_ops)}")
+    targets: list[tuple[str, str, Callable, str, int]] = []  # (op, label, fn, replay, cost)
+    if candidates:
+        for op, target in candidates.items():
+            if op not in known_ops:
+                raise ValueError(f"--candidate: unknown op {op!r}; known: {', '.join(known_ops)}")
+            if ops and op not in ops:
+                raise ValueError(f"--op {','.join(ops)} contradicts --candidate {op}=...: "
+                                 "a candidate is checked against its own op's spec")
+            fn, name = api.resolve(target)
+            label = f"candidate {name or target}"
+            targets.append((op, label, fn,
+                            f"--candidate {shlex.quote(op + '=' + name)}" if name else "", 1))
+    elif mutants:
+        known = {m.name: m for m in registry.mutants(device=device)}
+        for name in mutants:
+            if name not in known:
+                raise ValueError(f"--mutant: unknown mutant {name!r} on {device}")
+            m = known[name]
+            if not ops or m.op in ops:
+                targets.append((m.op, f"mutant {name}", m.fn, f"--mutant {name}", 1))
+    else:
+        every = {n for op in ops or known_ops for n in registry.OPS[op].impls}
+        for name in impls or []:
+            if name not in every:
+                raise ValueError(f"--impl: no implementation {name!r} of the selected ops")
+        for op in ops or known_ops:
+            available = registry.implementations(op, device)
+            for name in impls or available:
+                if name in available:
+                    impl = registry.get(op, name)
+                    targets.append((op, name, impl.fn, "", impl.cost))
+    all_props = {p.name for op in {t[0] for t in targets} for p in spec.properties(op)}
+    for name in props or []:
+        if name not in all_props:
+            raise ValueError(f"--property: no property {name!r} of the selected ops")
+    return [(op, label, fn, replay, cost, p) for op, label, fn, replay, cost in targets
+            for p in spec.properties(op) if not props or p.name in props]
+
+
 def verify(ops: list[str] | None = None, impls: list[str] | None = None,
            props: list[str] | None = None, *, device: str | None = None,
            profile: str | None = None, reproduce: str | None = None,
-           candidates: dict[str, str] | None = None, mutants: list[str] | None = None,
+           candidates: dict[str, str | Callable] | None = None,
+           mutants: list[str] | None = None,
            on_result: Callable[[Outcome], None] | None = None,
            sizes: str | None = None) -> list[Outcome]:
     """Every property of every selected op on every selected implementation (or candidate),
     in the tiers of ``sizes`` (small | kernel | all)."""
     device = device or registry.default_device()
+    return run_plan(plan(ops, impls, props, device=device, candidates=candidates,
+                         mutants=mutants), device=device, profile=profile, reproduce=reproduce,
+                    on_result=on_result, sizes=sizes)
+
+
+def run_plan(checks: list[tuple], *, device: str, profile: str | None = None,
+             reproduce: str | None = None, on_result: Callable[[Outcome], None] | None = None,
+             sizes: str | None = None) -> list[Outcome]:
+    """Run the checks of :func:`plan`, one after another."""
     outcomes = []
-    targets: list[tuple[str, str, Callable, str, int]] = []  # (op, label, fn, replay, cost)
-    if candidates:
-        for op, target in candidates.items():
-            registry.get(op)  # unknown op -> ValueError
-            targets.append((op, f"candidate {target}", registry.load_callable(target),
-                            f"--candidate {shlex.quote(op + '=' + target)}", 1))
-    elif mutants:
-        known = {m.name: m for m in registry.mutants(device=device)}
-        for name in mutants:
-            if name not in known:
-                raise ValueError(f"unknown mutant {name!r} on {device}; known: {sorted(known)}")
-            m = known[name]
-            if not ops or m.op in ops:
-                targets.append((m.op, f"mutant {name}", m.fn, f"--mutant {name}", 1))
-    else:
-        for op in ops or registry.ops():
-            available = registry.implementations(op, device)
-            for name in impls or available:
-                if name not in available:
-                    continue
-                impl = registry.get(op, name)
-                targets.append((op, name, impl.fn, "", impl.cost))
-    for op, label, fn, replay_args, cost in targets:
-        for p in spec.properties(op):
-            if props and p.name not in props:
-                continue
-            out = check(p, fn, label, device=device, profile=profile, reproduce=reproduce,
-                        replay_args=replay_args, cost=cost, sizes=sizes)
-            outcomes.append(out)
-            if on_result:
-                on_result(out)
+    for _op, label, fn, replay_args, cost, p in checks:
+        out = check(p, fn, label, device=device, profile=profile, reproduce=reproduce,
+                    replay_args=replay_args, cost=cost, sizes=sizes)
+        outcomes.append(out)
+        if on_result:
+            on_result(out)
     return outcomes
 
 

@@ -27,8 +27,10 @@ def test_list_shows_ops_implementations_properties_and_mutants():
 def test_list_one_op_shows_kinds_and_an_unknown_op_is_one_line_exit_2():
     code, out = mixology("list", "--device", "cpu", "--op", "rms_norm")
     assert code == 0, out
-    assert re.search(r"rms_rows_with_large_mean\s+numerics", out), out
-    assert re.search(r"rms_bad_input_raises\s+contract", out), out
+    assert re.search(r"rms_rows_with_large_mean \(numerics\)", out), out
+    assert re.search(r"rms_bad_input_raises \(contract\)", out), out
+    # whole docstrings, wrapped: the scale-invariance property's last words are there
+    assert "relative to |weight|." in out, out
     code, out = mixology("list", "--device", "cpu", "--op", "rms_nrom")
     assert code == 2 and out.strip().splitlines() == [out.strip()], out
     assert "unknown op 'rms_nrom'" in out
@@ -90,3 +92,32 @@ def test_mutants_command_rejects_all():
     code, out = mixology("mutants", "--device", "cpu", "--profile", "ci", "--op", "token_unmix")
     assert code == 0, out
     assert "SURVIVED" not in out and "unmix_is_mix" in out
+
+
+def test_verify_misuse_is_one_line_and_exit_2():
+    for args, words in [
+        (("--op", "rms"), "--op: unknown op 'rms'"),
+        (("--candidate", "rmsnorm"), "--candidate wants OP=package.module:function"),
+        (("--candidate", "rms_norm=no.such:fn"), "cannot import no.such:fn"),
+        (("--candidate", "rms_norm=tests.candidates:rms_norm_by_hand", "--op", "layer_norm"),
+         "contradicts --candidate rms_norm"),
+        (("--op", "rms_norm", "--property", "nope"), "--property: no property 'nope'"),
+        (("--op", "rms_norm", "--impl", "nope"), "--impl: no implementation 'nope'"),
+    ]:
+        code, out = mixology("verify", "--device", "cpu", *args)
+        assert code == 2 and words in out, (args, out)
+        assert len(out.strip().splitlines()) == 1, (args, out)
+
+
+def test_verify_shows_progress_and_runs_in_parallel_with_the_same_verdicts():
+    args = ("verify", "--device", "cpu", "--op", "rms_norm", "--sizes", "small")
+    code, serial = mixology(*args)
+    assert code == 0, serial
+    n = int(re.search(r"mixology verify: (\d+) checks", serial).group(1))
+    assert re.search(rf"\[ *1/{n}\] pass rms_norm/\w+ \[reference\]", serial), serial
+    assert re.search(rf"\[{n}/{n}\] pass", serial) and "wall" in serial, serial
+    code, parallel = mixology(*args, "-n", "2")
+    assert code == 0, parallel
+    table = [line for line in serial.splitlines() if line.startswith("rms_norm ")]
+    assert table and table == [line for line in parallel.splitlines()
+                                if line.startswith("rms_norm ")], parallel

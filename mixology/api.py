@@ -1,0 +1,152 @@
+"""Check your own implementation of an op against the spec, from Python.
+
+    import mixology
+    report = mixology.check("rms_norm", my_rms_norm, profile="ci")
+    print(report)            # a line per property; each failure with error, case and replay
+    assert report.ok
+
+``mixology.testing.assert_satisfies_spec`` raises an AssertionError carrying the report, and
+``mixology.testing.spec_tests`` turns the spec into one pytest test per property.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mixology import registry
+
+
+@dataclass
+class Report:
+    """The spec's verdict on one implementation of one op: an Outcome per property."""
+
+    op: str
+    label: str
+    device: str
+    profile: str
+    sizes: str
+    strict: bool = False
+    outcomes: list = field(default_factory=list)  # mixology.runner.Outcome
+
+    @property
+    def failed(self) -> list:
+        """Failing properties; contract ones (bad input not refused with a ValueError or
+        TypeError naming the argument) only when strict."""
+        return [o for o in self.outcomes if not o.ok and (self.strict or o.kind != "contract")]
+
+    @property
+    def contract(self) -> list:
+        """Contract failures not counted (strict=False)."""
+        return [o for o in self.outcomes if not o.ok and not self.strict
+                and o.kind == "contract"]
+
+    @property
+    def passed(self) -> list:
+        return [o for o in self.outcomes if o.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def __str__(self) -> str:
+        lines = [f"mixology.check {self.op} [{self.label}] device={self.device} "
+                 f"profile={self.profile} sizes={self.sizes}"]
+        for o in self.outcomes:
+            mark = "pass" if o.ok else ("contract" if o in self.contract else "FAIL")
+            lines.append(f"  {mark:8s} {o.prop} ({o.kind}, {o.seconds:.1f}s)")
+        for o in self.failed + self.contract:
+            lines.append(format_failure(o))
+        extra = f", {len(self.contract)} contract failure(s) not counted" if self.contract else ""
+        lines.append(f"{len(self.passed)} passed, {len(self.failed)} failed{extra}")
+        return "\n".join(lines)
+
+
+def format_failure(o) -> str:
+    """A failing Outcome: every distinct failure with its error, counterexample and replay."""
+    many = len(o.failures) > 1
+    lines = [f"\nFAIL {o.op}/{o.prop} [{o.impl}] ({o.kind}, sizes: {o.sizes})"
+             + (f": {len(o.failures)} distinct failures" if many else "")]
+    pad = "    " if many else "  "
+    for i, f in enumerate(o.failures, 1):
+        if many:
+            lines.append(f"  ({i})")
+        lines.append(f"{pad}error: {f.error}")
+        if f.counterexample:
+            lines.append(f"{pad}counterexample: {f.counterexample}")
+        if f.replay:
+            lines.append(f"{pad}replay: {f.replay}")
+    return "\n".join(lines)
+
+
+def resolve(fn: Callable | str) -> tuple[Callable, str]:
+    """(callable, "module:function" or "") for a callable or a "module:function" string; the
+    string is what a replay command can import."""
+    if isinstance(fn, str):
+        if ":" not in fn:
+            raise ValueError(f"fn: expected 'package.module:function', got {fn!r}")
+        return registry.load_callable(fn), fn
+    if not callable(fn):
+        raise TypeError(f"fn: expected a callable or 'package.module:function', got "
+                        f"{type(fn).__name__}")
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    target = f"{module}:{name}" if module and name and "<" not in name else ""
+    try:  # only if importing it gives back this very function
+        if target and _attr(importlib.import_module(module), name) is not fn:
+            target = ""
+    except Exception:  # noqa: BLE001  (not importable: no replay command)
+        target = ""
+    return fn, target
+
+
+def _attr(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def check(op: str, fn: Callable | str, *, device: str | None = None, profile: str = "ci",
+          sizes: str | None = None, properties: list[str] | None = None, strict: bool = False,
+          reproduce: str | None = None, on_result: Callable | None = None) -> Report:
+    """Run every property of ``op`` (or those named in ``properties``) on ``fn``, a callable
+    with the op's signature or a ``"package.module:function"`` string.
+
+    device: "cpu" | "cuda" (default: cuda if available); profile: "ci" | "dev" | "thorough";
+    sizes: "small" | "kernel" | "all" (default $MIXOLOGY_SIZES or all); strict: contract
+    failures count too; reproduce: a failure's blob, to replay exactly that example (with
+    one property and its sizes). Returns a :class:`Report`; never raises for a failing
+    property. Each failure's replay is a `python -m mixology verify --candidate ...` command
+    when ``fn`` can be imported by name, else the ``mixology.check(...)`` call that replays it.
+    """
+    import spec
+    from mixology import runner
+    from spec.strategies import sizes_name
+
+    if op not in registry.ops():
+        raise ValueError(f"op: unknown op {op!r}; known: {', '.join(registry.ops())}")
+    known = [p.name for p in spec.properties(op)]
+    unknown = [p for p in properties or [] if p not in known]
+    if unknown:
+        raise ValueError(f"properties: {op} has no property {unknown[0]!r}")
+    fn, target = resolve(fn)
+    device = device or registry.default_device()
+    label = f"candidate {target}" if target else f"candidate {getattr(fn, '__name__', fn)!s}"
+    replay = f"--candidate {shlex.quote(op + '=' + target)}" if target else ""
+    report = Report(op, label, device, profile, sizes_name(sizes), strict)
+    for p in spec.properties(op):
+        if properties and p.name not in properties:
+            continue
+        out = runner.check(p, fn, label, device=device, profile=profile, replay_args=replay,
+                           sizes=sizes, reproduce=reproduce)
+        if not target:  # a lambda or a local function: replay through the API
+            for f in out.failures:
+                blob = f.replay.rsplit(" ", 1)[-1] if f.replay else ""
+                f.replay = (f"mixology.check({op!r}, fn, properties=[{p.name!r}], sizes="
+                            f"{out.sizes!r}, device={device!r}, reproduce={blob!r})"
+                            if blob else "")
+        report.outcomes.append(out)
+        if on_result:
+            on_result(out)
+    return report
