@@ -311,19 +311,37 @@ def cmd_history(args) -> int:
     if not runs:
         print(f"no benchmark history under {storage}")
         return 0
+    if args.compare:
+        try:
+            base, head = (perf_report.find_run(runs, ref) for ref in args.compare)
+        except ValueError as e:
+            return _usage_error("history", str(e))
+        print(f"== {head.path.name} (commit {head.commit}; {head.versions})\n"
+              f"   vs {base.path.name} (commit {base.commit}; {base.versions})")
+        rows = perf_report.compare_two(base, head, args.threshold)
+        print(perf_report.format_rows(rows, only_flagged=args.only_flagged))
+        slow = [r for r in rows if r.flagged]
+        noisy = [r for r in rows if r.verdict == "noisy"]
+        print(f"{len(rows)} benchmarks in both; {len(slow)} slower beyond "
+              f"max({args.threshold:g}%, twice the rounds' spread), {len(noisy)} too noisy "
+              "to judge")
+        return 1 if slow and not args.no_gate else 0
     flagged = 0
     for key, key_runs in sorted(runs.items()):
         latest = key_runs[-1]
         print(f"== {key}: {len(key_runs)} run(s); latest {latest.path.name} "
-              f"(commit {latest.commit}{', dirty' if latest.dirty else ''})")
+              f"(commit {latest.commit}{', dirty' if latest.dirty else ''}; {latest.versions})")
         rows = perf_report.compare(key_runs, args.threshold)
         print(perf_report.format_rows(rows, only_flagged=args.only_flagged))
         slow = [r for r in rows if r.flagged]
+        noisy = [r for r in rows if r.verdict == "noisy"]
         flagged += len(slow)
-        print(f"{len(slow)} slowdown(s) beyond max({args.threshold:g}%, 3 x noise)\n")
+        print(f"{len(slow)} slowdown(s) beyond max({args.threshold:g}%, 3 x noise) and twice "
+              f"the rounds' spread; {len(noisy)} change(s) too noisy to judge\n")
         if not args.no_plots:
             out = os.path.join(args.plots or os.path.join(root, "perf", "plots"), key)
             paths = perf_report.plot_run(latest, out)
+            paths += perf_report.plot_trend(key_runs, out)
             print(f"{len(paths)} plot(s) written to {out}\n")
         print(perf_report.report(list(latest.results.values())) + "\n")
     if flagged and not args.no_gate:
@@ -455,6 +473,9 @@ def main(argv=None) -> int:
     hi.add_argument("--no-plots", action="store_true")
     hi.add_argument("--no-gate", action="store_true", help="report only; always exit 0")
     hi.add_argument("--only-flagged", action="store_true", help="print only slowdowns")
+    hi.add_argument("--compare", nargs=2, metavar=("BASE", "HEAD"),
+                    help="compare two chosen runs (commit prefixes, history file names or "
+                         "paths) instead of the latest with its history")
     hi.set_defaults(func=cmd_history)
 
     gc = sub.add_parser("gpu-check", help="compile every Triton kernel for GPU targets without "

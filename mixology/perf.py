@@ -32,6 +32,20 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def versions() -> dict:
+    """What a result depends on besides the code: torch, triton, Python and the machine."""
+    import platform
+
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    return {"torch": torch.__version__, "triton": triton_version,
+            "python": platform.python_version(), "machine": platform.node() or "?"}
+
+
 def device_key(device: str) -> str:
     """Names the history folder: results of different devices are never mixed."""
     if device == "cuda":

@@ -31,6 +31,18 @@ class Run:
     device_key: str
     results: dict[str, dict] = field(default_factory=dict)  # point key -> info (+ rel_iqr)
 
+    @property
+    def versions(self) -> str:
+        """torch / triton / machine the run was taken with (recorded since they were)."""
+        info = next(iter(self.results.values()), {})
+        return (f"torch {info.get('torch', '?')}, triton {info.get('triton', '?')}, "
+                f"{info.get('machine', '?')}")
+
+    def matches(self, ref: str) -> bool:
+        """Whether ``ref`` names this run: a commit prefix, a file name or a path."""
+        return (self.commit.startswith(ref) or self.path.name == ref
+                or str(self.path) == ref or self.path.name.startswith(ref))
+
 
 def load_runs(root: str | Path) -> dict[str, list[Run]]:
     """Runs per device key, oldest first."""
@@ -84,10 +96,23 @@ class Row:
     change_pct: float | None
     noise_pct: float
     limit_pct: float
+    spread_pct: float = 0.0  # the wider IQR/median of the two runs compared, in %
+    threshold_pct: float = 10.0
 
     @property
     def flagged(self) -> bool:
-        return self.change_pct is not None and self.change_pct > self.limit_pct
+        return self.verdict == "SLOWER"
+
+    @property
+    def verdict(self) -> str:
+        """SLOWER: beyond the limit and beyond the runs' own spread; "noisy": slower than the
+        threshold but within the spread of the rounds or the run-to-run noise (too noisy to
+        judge); "" otherwise."""
+        if self.change_pct is None or self.change_pct <= self.threshold_pct:
+            return ""
+        if self.change_pct > self.limit_pct and self.change_pct > 2 * self.spread_pct:
+            return "SLOWER"
+        return "noisy"
 
 
 def compare(runs: list[Run], threshold_pct: float = 10.0, noise_k: float = 3.0) -> list[Row]:
@@ -96,20 +121,48 @@ def compare(runs: list[Run], threshold_pct: float = 10.0, noise_k: float = 3.0) 
     Noise-aware: a benchmark's noise is the median run-to-run change of its median over the
     earlier history (at least two earlier runs), or, lacking that, the spread between rounds
     within the latest run (IQR / median). A slowdown is flagged when it exceeds
-    max(threshold, noise_k x noise).
+    max(threshold, noise_k x noise) and twice the wider spread of the rounds of the two runs
+    compared; a change past the threshold that does not is "too noisy to judge".
     """
     latest = runs[-1]
     rows = []
     for key, info in latest.results.items():
-        history = [r.results[key]["median_s"] for r in runs[:-1] if key in r.results]
+        earlier = [r.results[key] for r in runs[:-1] if key in r.results]
+        history = [e["median_s"] for e in earlier]
         prev = history[-1] if history else None
         changes = [abs(b / a - 1) * 100 for a, b in zip(history, history[1:], strict=False)]
         noise = (sorted(changes)[len(changes) // 2] if changes
                  else 100 * info.get("rel_iqr", 0.0))
         change = None if prev is None else (info["median_s"] / prev - 1) * 100
+        spread = 100 * max(info.get("rel_iqr", 0.0),
+                           earlier[-1].get("rel_iqr", 0.0) if earlier else 0.0)
         rows.append(Row(key, info["median_s"], prev, min(history + [info["median_s"]]), change,
-                        noise, max(threshold_pct, noise_k * noise)))
+                        noise, max(threshold_pct, noise_k * noise), spread, threshold_pct))
     return rows
+
+
+def compare_two(base: Run, head: Run, threshold_pct: float = 10.0) -> list[Row]:
+    """Two chosen runs, benchmark by benchmark (those in both): head vs base, judged against
+    the threshold and the rounds' spread of both runs (no history between them)."""
+    rows = []
+    for key, info in head.results.items():
+        if key not in base.results:
+            continue
+        b = base.results[key]
+        spread = 100 * max(info.get("rel_iqr", 0.0), b.get("rel_iqr", 0.0))
+        rows.append(Row(key, info["median_s"], b["median_s"],
+                        min(info["median_s"], b["median_s"]),
+                        (info["median_s"] / b["median_s"] - 1) * 100, spread, threshold_pct,
+                        spread, threshold_pct))
+    return rows
+
+
+def find_run(runs: dict[str, list[Run]], ref: str) -> Run:
+    """The run a commit prefix, file name or path names (the latest if several match)."""
+    found = [r for key_runs in runs.values() for r in key_runs if r.matches(ref)]
+    if not found:
+        raise ValueError(f"no run matches {ref!r} (a commit prefix, a history file name or path)")
+    return sorted(found, key=lambda r: r.datetime)[-1]
 
 
 def format_rows(rows: list[Row], only_flagged: bool = False) -> str:
@@ -117,14 +170,14 @@ def format_rows(rows: list[Row], only_flagged: bool = False) -> str:
         return "-" if v is None else f"{v * 1e3:10.4f}"
 
     out = [f"{'benchmark':<64} {'latest ms':>10} {'prev ms':>10} {'best ms':>10} "
-           f"{'change':>8} {'limit':>7}"]
+           f"{'change':>8} {'limit':>7} {'spread':>7}"]
     for r in rows:
         if only_flagged and not r.flagged:
             continue
         ch = "-" if r.change_pct is None else f"{r.change_pct:+7.1f}%"
-        flag = "  SLOWER" if r.flagged else ""
+        flag = {"SLOWER": "  SLOWER", "noisy": "  too noisy to judge"}.get(r.verdict, "")
         out.append(f"{r.key:<64} {ms(r.latest)} {ms(r.previous)} {ms(r.best)} {ch:>8} "
-                   f"{r.limit_pct:6.1f}%{flag}")
+                   f"{r.limit_pct:6.1f}% {r.spread_pct:6.1f}%{flag}")
     return "\n".join(out)
 
 
@@ -212,6 +265,56 @@ def plot_run(run: Run, out_dir: str | Path) -> list[Path]:
 
 
 # --- seed claims and targets ---------------------------------------------------------------
+
+def plot_trend(runs: list[Run], out_dir: str | Path, max_plots: int = 12) -> list[Path]:
+    """The trend across runs (commits), one PNG per entry x mode x dtype: each implementation's
+    median at the group's largest point, with its rounds' spread (median ± IQR/2) as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if len(runs) < 2:
+        return []
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    largest: dict[tuple, dict[str, str]] = defaultdict(dict)  # group -> impl -> point key
+    for key, info in runs[-1].results.items():
+        if info["sweep"] == "mem":
+            continue
+        group, impl = (info["entry"], info["mode"], info["dtype"]), info["impl"]
+        size = info["B"] * info["T"] * info["D"]
+        best = largest[group].get(impl)
+        if best is None or size > _size(runs[-1].results[best]):
+            largest[group][impl] = key
+    written = []
+    for (entry, mode, dtype), keys in sorted(largest.items())[:max_plots]:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for impl, key in sorted(keys.items()):
+            pts = [(i, r.results[key]) for i, r in enumerate(runs) if key in r.results]
+            xs = [i for i, _ in pts]
+            med = [p["median_s"] * 1e3 for _, p in pts]
+            half = [p["median_s"] * 1e3 * p.get("rel_iqr", 0.0) / 2 for _, p in pts]
+            ax.plot(xs, med, "o-", label=f"{impl} ({key.split(f'{mode}-', 1)[-1]})")
+            ax.fill_between(xs, [m - h for m, h in zip(med, half, strict=True)],
+                            [m + h for m, h in zip(med, half, strict=True)], alpha=0.25)
+        ax.set_xticks(range(len(runs)), [r.commit[:7] for r in runs], rotation=45)
+        ax.set(xlabel="run (commit)", ylabel="median time per call (ms)",
+               title=f"{entry} {mode} {dtype}: trend ({runs[-1].device_key})")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        path = out / f"trend_{entry}_{mode}_{dtype}.png".replace("+", "")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _size(info: dict) -> int:
+    return info["B"] * info["T"] * info["D"]
+
 
 def _mib(nbytes) -> str:
     return f"{nbytes / 2**20:.3g} MiB"

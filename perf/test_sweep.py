@@ -47,6 +47,7 @@ def test_sweep(benchmark, point, ceilings):
     median = benchmark.stats.stats.median / calls
     info = {**asdict(point), "device": DEVICE, "device_key": perf.device_key(DEVICE),
             "sizes": SIZES, "session": os.environ.get("MIXOLOGY_BENCH_SESSION", ""),
+            **perf.versions(),
             "calls_per_round": calls, "peak_mem_bytes": peak,
             "triton_interpreted": os.environ.get("TRITON_INTERPRET") == "1",
             "ceilings": ceilings.as_dict(), **perf.derived(median, nbytes, flops, ceilings)}

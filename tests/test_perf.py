@@ -174,3 +174,46 @@ def test_per_token_ffn_and_norm_points_and_reports():
     assert "Target >= 60%: met" in text and "bmm vs batch: B=64: 20%, B=4096: 72%" in text
     assert "layer_norm bf16 fwd: triton 80-90%. Triton target >= 85%: missed by 5" in text
     assert "rms_norm bf16 fwd: triton 88-88%. Triton target >= 85%: met" in text
+
+
+def _bench(storage):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, "-m", "mixology", "bench", "--device", "cpu", "--sizes",
+                        "cpu", "--storage", str(storage), "--", "-q", "-k", "norm and reference"],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_two_runs_of_the_same_code_raise_no_flag_and_compare_by_commit(tmp_path):
+    """The same code twice on this machine: the gate flags nothing (a change within the
+    rounds' spread is "too noisy to judge"), each run records torch/triton, --compare takes
+    two chosen runs and the trend plot spans them."""
+    _bench(tmp_path / "h")
+    _bench(tmp_path / "h")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    hist = [sys.executable, "-m", "mixology", "history", "--storage", str(tmp_path / "h")]
+    r = subprocess.run(hist + ["--plots", str(tmp_path / "p")], capture_output=True, text=True,
+                       cwd=ROOT, env=env)
+    assert r.returncode == 0 and "\n0 slowdown(s)" in r.stdout, r.stdout[-3000:]
+    assert "torch " in r.stdout and "triton " in r.stdout, r.stdout[:500]
+    assert list((tmp_path / "p").glob("*/trend_layer_norm_fwd_fp32.png"))
+    files = sorted(p.name for p in (tmp_path / "h").glob("*/*/*.json"))
+    r = subprocess.run(hist + ["--compare", files[0], files[1]], capture_output=True, text=True,
+                       cwd=ROOT, env=env)
+    assert r.returncode == 0 and "benchmarks in both" in r.stdout, r.stdout[-2000:]
+    r = subprocess.run(hist + ["--compare", "nope", files[1]], capture_output=True, text=True,
+                       cwd=ROOT, env=env)
+    assert r.returncode == 2 and "no run matches 'nope'" in r.stderr, r.stderr
+
+
+def test_compare_two_judges_against_the_spread_of_both_runs(tmp_path):
+    d = tmp_path / "cuda-X" / "m"
+    write_run(d, 1, [info(median=1e-3), info(impl="sdpa", median=1e-3)], commit="aaa")
+    write_run(d, 2, [info(median=1.3e-3), info(impl="sdpa", median=1.3e-3)], commit="bbb")
+    runs = perf_report.load_runs(tmp_path)
+    base, head = perf_report.find_run(runs, "aaa"), perf_report.find_run(runs, "bbb")
+    rows = {r.key.split("-")[1]: r for r in perf_report.compare_two(base, head)}
+    assert rows["triton"].flagged  # +30% with 1% spreads
+    head.results[next(k for k in head.results if "-sdpa-" in k)]["rel_iqr"] = 0.4
+    rows = {r.key.split("-")[1]: r for r in perf_report.compare_two(base, head)}
+    assert rows["sdpa"].verdict == "noisy" and not rows["sdpa"].flagged
