@@ -199,6 +199,8 @@ def _verify_parallel(args, device, profile, total):
               f"device={device} profile={profile}", file=sys.stderr, flush=True)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [_repo_root(), os.environ.get("PYTHONPATH", "")]).strip(os.pathsep))
+        # N workers share the cores: torch's intra-op threads per worker, not per machine
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
         subprocess.call(cmd, env=env, cwd=tmp, stdout=sys.stderr)
         rows = []
         if os.path.exists(report):

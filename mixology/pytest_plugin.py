@@ -140,3 +140,15 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_configure(config):
     if config.getoption("mixology_verify") or config.getoption("mixology_candidate"):
         os.environ.setdefault("MIXOLOGY_POISON", "1")  # unwritten kernel output is NaN
+        _pin_worker_to_a_gpu()
+
+
+def _pin_worker_to_a_gpu():
+    """Under pytest-xdist with several GPUs, worker gwK uses GPU K mod count."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        torch.cuda.set_device(int(worker[2:]) % torch.cuda.device_count())
