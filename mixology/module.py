@@ -100,20 +100,22 @@ class TransformerBlock(nn.Module):
     """A MetaFormer-style block on ``x: (B, T, d_model)``: a token-mixing branch (any mixer the
     ``transformer_block`` op knows) and an FFN branch, wired ``residual`` = pre / post /
     sandwich with ``norm`` = layer / rms / none and ``activation`` = relu / gelu / swish /
-    swiglu. ``impl`` names a registered implementation of ``transformer_block`` or is a callable
-    with its signature."""
+    swiglu / bilinear / none (attention-only), ``positional`` = none / rope / alibi. ``impl``
+    names a registered implementation of ``transformer_block`` or is a callable with its
+    signature."""
 
     def __init__(self, d_model: int, num_heads: int, ff: int, *,
                  mixer: str = "softmax_attention", causal: bool = False,
                  residual: str = "pre", norm: str = "layer", activation: str = "gelu",
-                 eps: float = 1e-5, impl: str | Callable = "reference", device=None, dtype=None):
+                 eps: float = 1e-5, positional: str = "none", impl: str | Callable = "reference",
+                 device=None, dtype=None):
         super().__init__()
         from mixology.ops.blocks.reference import transformer_shapes
 
         for name, v in (("d_model", d_model), ("num_heads", num_heads), ("ff", ff)):
             check_positive_int(v, name)
         self.config = dict(num_heads=num_heads, mixer=mixer, causal=causal, residual=residual,
-                           norm=norm, activation=activation, eps=eps)
+                           norm=norm, activation=activation, eps=eps, positional=positional)
         self.impl, self._fn = impl, _block_fn("transformer_block", impl)
         self.params = _init_params(
             transformer_shapes(d_model, ff, mixer, residual, norm, activation), device, dtype)
@@ -121,7 +123,7 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
         return self._fn(x, dict(self.params), c["num_heads"], c["mixer"], c["causal"],
-                        c["residual"], c["norm"], c["activation"], c["eps"])
+                        c["residual"], c["norm"], c["activation"], c["eps"], c["positional"])
 
 
 class RankMixerBlock(nn.Module):

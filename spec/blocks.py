@@ -1,5 +1,6 @@
 """Properties of whole blocks: ``rankmixer_block(x, params, num_heads, activation, eps)`` and
-``transformer_block(x, params, num_heads, mixer, causal, residual, norm, activation, eps)``.
+``transformer_block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+positional)``.
 
 Beyond agreeing with the reference composition, a block must have the parameters its
 formula says (and train every one), reduce to its residual path when its output projections
@@ -21,7 +22,14 @@ from mixology.tolerance import eps, max_abs_err, scale_of
 from spec import prop, prop_each
 from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from spec.numerics import assert_matches_reference, forward_backward
-from spec.strategies import LAYOUTS, bad_block_inputs, rankmixer_cases, transformer_cases
+from spec.strategies import (
+    BLOCK_ACTIVATIONS,
+    LAYOUTS,
+    POSITIONAL_OF,
+    bad_block_inputs,
+    rankmixer_cases,
+    transformer_cases,
+)
 
 TB, RM = "transformer_block", "rankmixer_block"
 EPS = 1e-5
@@ -98,6 +106,35 @@ def matches_reference_in_float64(op, impl, case):
                      + ", ".join(f"{n} {e:.2e}" for n, e in bad.items()))
 
 
+def _matches_reference(op, impl, case):
+    fn, tensors, names, keys = _setup(op, impl, case)
+    up = case.upstream()
+    got = forward_backward(fn, tensors, up)
+    want = forward_backward(_call(op, getattr(ref, op), case, keys), tensors, up)
+    bound = STRUCTURAL_EPS * eps(torch.float64) * max(scale_of(w) for w in want)
+    errs = {n: max_abs_err(g, w) if g is not None else float("inf")
+            for n, g, w in zip(("y", *names), got, want, strict=True)}
+    bad = {n: e for n, e in errs.items() if not e <= bound}
+    assert not bad, (f"{case.activation}/{case.positional}: differs from the reference "
+                     f"composition by more than {bound:.2e}: "
+                     + ", ".join(f"{n} {e:.2e}" for n, e in bad.items()))
+
+
+@prop(TB, transformer_cases(dtypes=(torch.float64,), min_B=1, kernel=False), cost=2)
+def block_every_channel_mixer_and_position_encoding(impl, case):
+    """Every channel mixer (relu, gelu, swish, swiglu, bilinear, and none: attention-only) with
+    the drawn position encoding, and every position encoding the mixer takes (none, rope,
+    alibi) with the drawn channel mixer, match the reference composition in float64, forward
+    and every gradient: each configuration is run in every example, not left to the draw."""
+    variants = [dataclasses.replace(case, activation=a) for a in BLOCK_ACTIVATIONS]
+    variants += [dataclasses.replace(case, positional=p) for p in POSITIONAL_OF[case.mixer]
+                 if p != case.positional]
+    for v in variants:
+        if v.positional == "rope" and (v.D // v.H) % 2:
+            continue  # RoPE needs an even head size (the drawn case has one when it is rope)
+        _matches_reference(TB, impl, v)
+
+
 @_both(lambda op: _cases(op, dtypes=(torch.float64,), min_B=1, max_B=1, max_T=3, max_H=2, kernel=False,
                          max_head_dim=3, max_F=3, layouts=NO_EXPANDED), cost=3)
 def gradcheck_float64(op, impl, case):
@@ -109,17 +146,20 @@ def gradcheck_float64(op, impl, case):
 def _count_formula(op, case, num_layers=1, vocab=()):
     """The parameter count, written out by hand (not from the shape tables):
     transformer: mixer 4(D² + D) with q, k, v, o projections (D² + D for token_mix, whose
-    branch has the output projection only); FFN 2DF + F + D (SwiGLU 3DF, no biases); norms
-    2D (LayerNorm), D (RMSNorm) or 0, two of them (four for Sandwich). The standard FFN with
+    branch has the output projection only); FFN 2DF + F + D (SwiGLU and bilinear 3DF, no
+    biases; none for an attention-only block); norms 2D (LayerNorm), D (RMSNorm) or 0, one a
+    branch (two for Sandwich). The standard FFN with
     biases and its own LayerNorm is 8D² + 7D at F = 4D.
     RankMixer: ΣV·D embeddings + L·(two LayerNorms 4D + T per-token FFNs T(2DF + F + D))."""
     D, F, T = case.D, case.F, case.T
     if op == RM:
         return sum(vocab) * D + num_layers * (4 * D + T * (2 * D * F + F + D))
     mixer = (1 if case.mixer == "token_mix" else 4) * (D * D + D)
-    ffn = 3 * D * F if case.activation == "swiglu" else 2 * D * F + F + D
+    ffn = {"swiglu": 3 * D * F, "bilinear": 3 * D * F, "none": 0}.get(case.activation,
+                                                                     2 * D * F + F + D)
     norm = {"layer": 2 * D, "rms": D, "none": 0}[case.norm]
-    return mixer + ffn + norm * (4 if case.residual == "sandwich" else 2)
+    branches = 1 if case.activation == "none" else 2
+    return mixer + ffn + norm * branches * (2 if case.residual == "sandwich" else 1)
 
 
 @_both(lambda op: _cases(op, dtypes=(torch.float64, torch.float32), min_B=1), cost=2)
@@ -132,7 +172,7 @@ def parameter_count_and_every_parameter_gets_a_gradient(op, impl, case):
     if op == TB:
         model = TransformerBlock(case.D, case.H, case.F, mixer=case.mixer, causal=case.causal,
                                  residual=case.residual, norm=case.norm,
-                                 activation=case.activation, **kw)
+                                 activation=case.activation, positional=case.positional, **kw)
         want, x = _count_formula(op, case), case.x()
     else:
         vocab = [2 + t for t in range(case.T)]
@@ -149,8 +189,8 @@ def parameter_count_and_every_parameter_gets_a_gradient(op, impl, case):
 # --- transformer block ---------------------------------------------------------------------
 
 def _zero_outputs(params):
-    return {k: torch.zeros_like(v) if k in ("wo", "bo", "w2", "b2", "w_down") else v
-            for k, v in params.items()}
+    outputs = ("wo", "bo", "w_down", "w_out") + (("w2", "b2") if "b2" in params else ())
+    return {k: torch.zeros_like(v) if k in outputs else v for k, v in params.items()}
 
 
 @prop(TB, transformer_cases(dtypes=(torch.float64, torch.float32, torch.bfloat16), min_B=1))
@@ -165,20 +205,26 @@ def block_zeroed_output_projections_leave_the_residual_path(impl, case):
     def p(name, like):  # the path runs in float32 and float64 too (the policy's own runs)
         return params[name].to(like.dtype)
 
+    branches = (1,) if case.activation == "none" else (1, 2)  # attention-only: one branch
+
     def path(x):
         if case.norm == "none" or case.residual == "pre":
             return x * 1
         if case.residual == "sandwich":
             if case.norm == "rms":
                 return x * 1
-            return x + p("norm1_post_bias", x) + p("norm2_post_bias", x)
+            for i in branches:
+                x = x + p(f"norm{i}_post_bias", x)
+            return x
         if case.norm == "layer":
             def n(h, i):
                 return norms.layer_norm(h, p(f"norm{i}_weight", h), p(f"norm{i}_bias", h), EPS)
         else:
             def n(h, i):
                 return norms.rms_norm(h, p(f"norm{i}_weight", h), EPS)
-        return n(n(x, 1), 2)
+        for i in branches:
+            x = n(x, i)
+        return x
 
     x = case.x()
     if case.residual == "pre":

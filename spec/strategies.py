@@ -769,6 +769,7 @@ class BlockCase(_TokensCase):
     residual: str = "post"
     norm: str = "layer"
     activation: str = "gelu"
+    positional: str = "none"
 
     def params(self, shapes: dict) -> dict:
         """Norm weights ~ 1 + N(0, 1/4), biases ~ N(0, 1/4), matrices ~ N(0, 1/fan_in) (fan_in
@@ -786,14 +787,15 @@ class BlockCase(_TokensCase):
         return out
 
     def config(self) -> tuple:
-        return (self.H, self.mixer, self.causal, self.residual, self.norm, self.activation, 1e-5)
+        return (self.H, self.mixer, self.causal, self.residual, self.norm, self.activation, 1e-5,
+                self.positional)
 
     def __repr__(self) -> str:
         return (f"BlockCase(B={self.B}, T={self.T}, D={self.D}, H={self.H}, F={self.F}, "
                 f"dtype=torch.{_dtype_name(self.dtype)}, layout={self.layout!r}, "
                 f"seed={self.seed}, mixer={self.mixer!r}, causal={self.causal}, "
                 f"residual={self.residual!r}, norm={self.norm!r}, "
-                f"activation={self.activation!r})")
+                f"activation={self.activation!r}, positional={self.positional!r})")
 
 
 def _min_head_dim(H: int) -> int:
@@ -814,32 +816,38 @@ def transformer_cases(*, kernel=True, **kw):
     return sized(_transformer_cases(kernel=kernel, **kw), kernel)
 
 
+BLOCK_ACTIVATIONS = ("relu", "gelu", "swish", "swiglu", "bilinear", "none")
+# the positional encodings each mixer takes
+POSITIONAL_OF = {"softmax_attention": ("none", "rope", "alibi"),
+                 "quadratic_attention": ("none", "rope"), "token_mix": ("none",)}
+
+
 @st.composite
 def _transformer_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2,
                        min_T=1, max_T=6, max_H=2, max_head_dim=4, max_F=8, causal_only=False,
-                       residuals=("pre", "post", "sandwich"), norms=("layer", "rms", "none")):
-    if kernel and kernel_tier():
+                       residuals=("pre", "post", "sandwich"), norms=("layer", "rms", "none"),
+                       activations=BLOCK_ACTIVATIONS):
+    big = kernel and kernel_tier()
+    if big:
         min_B, max_B, max_T, max_head_dim, max_F = max(min_B, 1), 2, 33, 129, 257
     mixer, causal = draw(st.sampled_from(
         tuple(mc for mc in MIXER_CAUSAL if mc[1] or not causal_only)))
+    positional = draw(st.sampled_from(POSITIONAL_OF[mixer]))
     H = draw(st.integers(1, max_H))
-    if kernel and kernel_tier():
-        return BlockCase(B=draw(st.integers(min_B, max_B)),
-                         T=draw(boundary(max(min_T, 1), max_T)), H=H,
-                         D=H * draw(boundary(_min_head_dim(H), max_head_dim)),
-                         F=draw(boundary(1, max_F)), dtype=draw(st.sampled_from(dtypes)),
-                         layout=draw(st.sampled_from(layouts)),
-                         seed=draw(st.integers(0, 2**31 - 1)), mixer=mixer, causal=causal,
-                         residual=draw(st.sampled_from(residuals)),
-                         norm=draw(st.sampled_from(norms)),
-                         activation=draw(st.sampled_from(("relu", "gelu", "swish", "swiglu"))))
-    return BlockCase(B=draw(st.integers(min_B, max_B)), T=draw(st.integers(min_T, max_T)),
-                     D=H * draw(st.integers(_min_head_dim(H), max_head_dim)), H=H,
-                     F=draw(st.integers(1, max_F)), dtype=draw(st.sampled_from(dtypes)),
-                     layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
-                     mixer=mixer, causal=causal, residual=draw(st.sampled_from(residuals)),
+    lo = _min_head_dim(H)
+    head = draw(boundary(lo, max_head_dim) if big else st.integers(lo, max_head_dim))
+    if positional == "rope" and head % 2:  # RoPE rotates pairs: an even head size
+        head += 1
+    return BlockCase(B=draw(st.integers(min_B, max_B)),
+                     T=draw(boundary(max(min_T, 1), max_T) if big
+                            else st.integers(min_T, max_T)),
+                     D=H * head, H=H,
+                     F=draw(boundary(1, max_F) if big else st.integers(1, max_F)),
+                     dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                     seed=draw(st.integers(0, 2**31 - 1)), mixer=mixer, causal=causal,
+                     residual=draw(st.sampled_from(residuals)),
                      norm=draw(st.sampled_from(norms)),
-                     activation=draw(st.sampled_from(("relu", "gelu", "swish", "swiglu"))))
+                     activation=draw(st.sampled_from(activations)), positional=positional)
 
 
 def rankmixer_cases(*, kernel=True, **kw):

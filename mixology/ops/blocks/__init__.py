@@ -17,8 +17,10 @@ register_op("rankmixer_block",
 register_op("transformer_block",
             "(x: (B, T, D), params: dict, num_heads, mixer: softmax_attention|"
             "quadratic_attention|token_mix, causal, residual: pre|post|sandwich, "
-            "norm: layer|rms|none, activation: relu|gelu|swish|swiglu, eps) -> (B, T, D)",
-            "MetaFormer block: token-mixing and channel-mixing branches with residuals")
+            "norm: layer|rms|none, activation: relu|gelu|swish|swiglu|bilinear|none, eps, "
+            "positional: none|rope|alibi) -> (B, T, D)",
+            "MetaFormer block: token-mixing and channel-mixing branches with residuals "
+            "(activation none: attention-only)")
 for _op in ("rankmixer_block", "transformer_block"):
     register(_op, "reference", f"{_P}.reference:{_op}", doc="einops components")
     register(_op, "native", f"{_P}.native:{_op}",

@@ -19,23 +19,24 @@ TB, RM = "transformer_block", "rankmixer_block"
 # --- transformer block ---------------------------------------------------------------------
 
 def _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, *,
-           wiring=None, parts=None, check=True):
+           wiring=None, parts=None, check=True, positional="none"):
     """The reference block; ``wiring`` replaces the residual style's wiring (reference.WIRING),
     ``parts`` overrides components; unchecked, an unknown residual style runs Sandwich."""
     if check:
         ref.check_transformer_input(x, params, num_heads, mixer, causal, residual, norm,
-                                    activation, eps)
+                                    activation, eps, positional)
     c = ref.components() | (parts or {})
     p = params
     n = {k: ref.norm_fn(c, norm, p, k, eps) for k in ref.NORM_NAMES}
 
     def mix(h):
-        return ref.mix_branch(c, p, h, num_heads, mixer, causal)
+        return ref.mix_branch(c, p, h, num_heads, mixer, causal, positional)
 
     def ffn(h):
         return ref.ffn_branch(c, p, h, activation)
 
-    return (wiring or ref.WIRING.get(residual, ref.WIRING["sandwich"]))(x, mix, ffn, n)
+    return (wiring or ref.WIRING.get(residual, ref.WIRING["sandwich"]))(
+        x, mix, None if activation == "none" else ffn, n)
 
 
 _pre = ref.WIRING["pre"]
@@ -44,31 +45,31 @@ _pre = ref.WIRING["pre"]
 @mutant(TB)
 def block_post_ln_wired_as_pre_ln(x, params, num_heads, mixer="softmax_attention",
                                   causal=False, residual="pre", norm="layer", activation="gelu",
-                                  eps=1e-5):
+                                  eps=1e-5, positional="none"):
     """residual='post' runs the Pre-LN wiring (norms inside the branches)."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
                   wiring=_pre if residual == "post" else None)
 
 
 @mutant(TB)
 def block_sandwich_without_output_norms(x, params, num_heads, mixer="softmax_attention",
                                         causal=False, residual="pre", norm="layer",
-                                        activation="gelu", eps=1e-5):
+                                        activation="gelu", eps=1e-5, positional="none"):
     """residual='sandwich' forgets the norms on the branch outputs (it runs Pre-LN)."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
                   wiring=_pre if residual == "sandwich" else None)
 
 
 @mutant(TB)
 def block_ffn_residual_missing(x, params, num_heads, mixer="softmax_attention", causal=False,
-                               residual="pre", norm="layer", activation="gelu", eps=1e-5):
+                               residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
     """The FFN branch replaces the stream instead of adding to it (Pre-LN)."""
     def wiring(x, mix, ffn, n):
         x = x + mix(n["norm1"](x))
         return ffn(n["norm2"](x))
 
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
-                  wiring=wiring if residual == "pre" else None)
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
+                  wiring=wiring if residual == "pre" and activation != "none" else None)
 
 
 def _non_causal_softmax(q, k, v, causal, alibi):
@@ -77,9 +78,9 @@ def _non_causal_softmax(q, k, v, causal, alibi):
 
 @mutant(TB)
 def block_causal_flag_dropped(x, params, num_heads, mixer="softmax_attention", causal=False,
-                              residual="pre", norm="layer", activation="gelu", eps=1e-5):
+                              residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
     """The block forgets to pass causal=True to softmax attention."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
                   parts={"softmax_attention": _non_causal_softmax})
 
 
@@ -90,15 +91,15 @@ def _rms_over_tokens(h, weight, eps):
 
 @mutant(TB)
 def block_norm_over_tokens(x, params, num_heads, mixer="softmax_attention", causal=False,
-                           residual="pre", norm="layer", activation="gelu", eps=1e-5):
+                           residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
     """RMSNorm reduces over the token axis (dim=1 for dim=-1): leaks the future into the past."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
                   parts={"rms_norm": _rms_over_tokens})
 
 
 @mutant(TB)
 def block_heads_split_by_view(x, params, num_heads, mixer="softmax_attention", causal=False,
-                              residual="pre", norm="layer", activation="gelu", eps=1e-5):
+                              residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
     """Splits q, k, v into heads with .view(B, H, T, d) on (B, T, D) memory (no transpose)."""
     def attention(q, k, v, *flags):
         B, H, T, d = q.shape
@@ -107,47 +108,85 @@ def block_heads_split_by_view(x, params, num_heads, mixer="softmax_attention", c
         o = real(q, k, v, *flags)
         return o.reshape(B, T, H, d).transpose(1, 2)  # undone the same wrong way
 
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
                   parts={"softmax_attention": attention, "quadratic_attention": attention})
 
 
 @mutant(TB)
 def block_output_bias_ignored(x, params, num_heads, mixer="softmax_attention", causal=False,
-                              residual="pre", norm="layer", activation="gelu", eps=1e-5):
+                              residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
     """The mixing branch's output projection drops b_o."""
     p = dict(params)
     if isinstance(p.get("bo"), torch.Tensor):
         p["bo"] = torch.zeros_like(p["bo"]).detach()
     ref.check_transformer_input(x, params, num_heads, mixer, causal, residual, norm,
-                                activation, eps)
-    return _block(x, p, num_heads, mixer, causal, residual, norm, activation, eps)
+                                activation, eps, positional)
+    return _block(x, p, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional)
 
 
 @mutant(TB)
 def block_detached_norm_weight(x, params, num_heads, mixer="softmax_attention", causal=False,
-                               residual="pre", norm="layer", activation="gelu", eps=1e-5):
+                               residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
     """norm1's weight enters detached: it is used but never trained."""
     p = dict(params)
     if isinstance(p.get("norm1_weight"), torch.Tensor):
         p["norm1_weight"] = p["norm1_weight"].detach()
-    return _block(x, p, num_heads, mixer, causal, residual, norm, activation, eps)
+    return _block(x, p, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional)
 
 
 @mutant(TB)
 def block_squeezes_singletons(x, params, num_heads, mixer="softmax_attention", causal=False,
-                              residual="pre", norm="layer", activation="gelu", eps=1e-5):
+                              residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
     """Calls .squeeze() on the output: the wrong shape when B or T is 1."""
     return _block(x, params, num_heads, mixer, causal, residual, norm, activation,
-                  eps).squeeze()
+                  eps, positional=positional).squeeze()
 
 
 @mutant(TB)
 def block_unchecked(x, params, num_heads, mixer="softmax_attention", causal=False,
-                    residual="pre", norm="layer", activation="gelu", eps=1e-5):
+                    residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
     """No checks of the configuration: an unknown residual style runs Sandwich, bad params
     fail inside a component."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
                   check=False)
+
+
+def _real(op):
+    return ref.components()[op]
+
+
+@mutant(TB)
+def block_rope_pairs_interleaved(x, params, num_heads, mixer="softmax_attention", causal=False,
+                                 residual="pre", norm="layer", activation="gelu", eps=1e-5,
+                                 positional="none"):
+    """positional='rope' rotates interleaved pairs (2i, 2i+1) where the block's convention is
+    rotate-half (i, i + d/2): a checkpoint-convention mix-up."""
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional=positional, parts={"rope": lambda h, inter: _real("rope")(h, True)})
+
+
+@mutant(TB)
+def block_alibi_dropped(x, params, num_heads, mixer="softmax_attention", causal=False,
+                        residual="pre", norm="layer", activation="gelu", eps=1e-5,
+                        positional="none"):
+    """positional='alibi' is accepted but never reaches softmax attention."""
+    def attention(q, k, v, causal, alibi):
+        return _real("softmax_attention")(q, k, v, causal, False)
+
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional=positional, parts={"softmax_attention": attention})
+
+
+@mutant(TB)
+def block_bilinear_squares_one_projection(x, params, num_heads, mixer="softmax_attention",
+                                          causal=False, residual="pre", norm="layer",
+                                          activation="gelu", eps=1e-5, positional="none"):
+    """The bilinear FFN uses W1 for both factors, (x W1)² W_out: W2 is never read."""
+    def bilinear(h, w1, w2, w_out):
+        return _real("bilinear")(h, w1, w1, w_out)
+
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional=positional, parts={"bilinear": bilinear})
 
 
 # --- RankMixer block -----------------------------------------------------------------------

@@ -3,15 +3,18 @@ transformer block.
 
 - ``rankmixer_block(x, params, num_heads, activation, eps)`` (arXiv 2507.15551, Post-LN):
   S = LayerNorm(x + token_mix(x)) (the ``token_mixer`` op), then LayerNorm(S + PFFN(S)).
-- ``transformer_block(x, params, num_heads, mixer, causal, residual, norm, activation, eps)``:
-  a token-mixing branch (any registered mixer) and a channel-mixing branch (FFN or SwiGLU),
-  each with a residual, wired Pre-LN, Post-LN or Sandwich:
+- ``transformer_block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+  positional)``: a token-mixing branch (any registered mixer) and a channel-mixing branch (FFN,
+  SwiGLU or bilinear; ``activation="none"``: no channel mixing, an attention-only block), each
+  with a residual, wired Pre-LN, Post-LN or Sandwich:
 
       pre:       x = x + mix(N1(x));           x = x + ffn(N2(x))
       post:      x = N1(x + mix(x));           x = N2(x + ffn(x))
       sandwich:  x = x + N1'(mix(N1(x)));      x = x + N2'(ffn(N2(x)))
 
   mix(h) = (mixer of h's heads) W_o + b_o; attention mixers project q, k, v first (with biases).
+  ``positional``: "none", "rope" (the ``rope`` op on q and k, rotate-half pairs) or "alibi"
+  (softmax attention's ALiBi bias).
 
 Each implementation is the same composition over other kernels: a ``components`` mapping
 from op name to callable. Here every component is its op's einops reference.
@@ -33,11 +36,13 @@ from mixology.validate import (
 )
 
 COMPONENT_OPS = ("token_mix", "token_mixer", "per_token_ffn", "layer_norm", "rms_norm",
-                 "feed_forward", "swiglu", "softmax_attention", "quadratic_attention")
+                 "feed_forward", "swiglu", "bilinear", "softmax_attention",
+                 "quadratic_attention", "rope")
 MIXERS = ("softmax_attention", "quadratic_attention", "token_mix")
 RESIDUALS = ("pre", "post", "sandwich")
 NORMS = ("layer", "rms", "none")
-BLOCK_ACTIVATIONS = ("relu", "gelu", "swish", "swiglu")
+BLOCK_ACTIVATIONS = ("relu", "gelu", "swish", "swiglu", "bilinear", "none")
+POSITIONALS = ("none", "rope", "alibi")
 
 
 def components(**impl_of_op: str) -> dict:
@@ -87,10 +92,16 @@ def transformer_shapes(D: int, F: int, mixer: str, residual: str, norm: str,
     if activation == "swiglu":
         shapes |= {"w_gate": ((D, F), "(D, F)"), "w_up": ((D, F), "(D, F)"),
                    "w_down": ((F, D), "(F, D)")}
-    else:
+    elif activation == "bilinear":
+        shapes |= {"w1": ((D, F), "(D, F)"), "w2": ((D, F), "(D, F)"),
+                   "w_out": ((F, D), "(F, D)")}
+    elif activation != "none":
         shapes |= {"w1": ((D, F), "(D, F)"), "b1": ((F,), "(F,)"), "w2": ((F, D), "(F, D)"),
                    "b2": vec}
-    names = ("norm1", "norm2") + (("norm1_post", "norm2_post") if residual == "sandwich" else ())
+    branches = ("1",) if activation == "none" else ("1", "2")
+    names = tuple(f"norm{b}" for b in branches)
+    if residual == "sandwich":
+        names += tuple(f"norm{b}_post" for b in branches)
     for n in names if norm != "none" else ():
         shapes[f"{n}_weight"] = vec
         if norm == "layer":
@@ -99,8 +110,8 @@ def transformer_shapes(D: int, F: int, mixer: str, residual: str, norm: str,
 
 
 def check_transformer_input(x, params, num_heads, mixer, causal, residual, norm, activation,
-                            eps):
-    _, _, D, _ = check_mix_input(x, num_heads)
+                            eps, positional="none"):
+    _, _, D, d = check_mix_input(x, num_heads)
     check_choice(mixer, "mixer", MIXERS)
     check_flag(causal, "causal")
     check_choice(residual, "residual", RESIDUALS)
@@ -110,6 +121,14 @@ def check_transformer_input(x, params, num_heads, mixer, causal, residual, norm,
         raise ValueError("causal must be True with mixer='quadratic_attention' (it is causal)")
     if mixer == "token_mix" and causal:
         raise ValueError("causal must be False with mixer='token_mix' (it mixes every token)")
+    check_choice(positional, "positional", POSITIONALS)
+    if positional == "alibi" and mixer != "softmax_attention":
+        raise ValueError("positional='alibi' needs mixer='softmax_attention' (a bias on its "
+                         "scores)")
+    if positional == "rope" and mixer == "token_mix":
+        raise ValueError("positional='rope' needs an attention mixer (it rotates q and k)")
+    if positional == "rope" and d % 2:
+        raise ValueError(f"positional='rope' needs an even head size, got D / num_heads = {d}")
     check_eps(eps)
     F = _ffn_width(params, "w_gate" if activation == "swiglu" else "w1", 2)
     check_params(x, params, transformer_shapes(D, F, mixer, residual, norm, activation))
@@ -130,14 +149,17 @@ def norm_fn(c, norm, p, name, eps):
     return lambda h: h
 
 
-def mix_branch(c, p, h, num_heads, mixer, causal):
-    """(mixer of h) W_o + b_o; attention mixers see h projected to q, k, v in heads."""
+def mix_branch(c, p, h, num_heads, mixer, causal, positional="none"):
+    """(mixer of h) W_o + b_o; attention mixers see h projected to q, k, v in heads (q and k
+    rotated by RoPE when asked)."""
     if mixer == "token_mix":
         return _linear(c["token_mix"](h, num_heads), p["wo"], p["bo"])
     q, k, v = (rearrange(_linear(h, p[f"w{n}"], p[f"b{n}"]), "b t (h d) -> b h t d",
                          h=num_heads) for n in "qkv")
+    if positional == "rope":
+        q, k = c["rope"](q, False), c["rope"](k, False)
     if mixer == "softmax_attention":
-        o = c["softmax_attention"](q, k, v, causal, False)
+        o = c["softmax_attention"](q, k, v, causal, positional == "alibi")
     else:
         o = c["quadratic_attention"](q, k, v)
     return _linear(rearrange(o, "b h t d -> b t (h d)"), p["wo"], p["bo"])
@@ -146,23 +168,25 @@ def mix_branch(c, p, h, num_heads, mixer, causal):
 def ffn_branch(c, p, h, activation):
     if activation == "swiglu":
         return c["swiglu"](h, p["w_gate"], p["w_up"], p["w_down"])
+    if activation == "bilinear":
+        return c["bilinear"](h, p["w1"], p["w2"], p["w_out"])
     act = "silu" if activation == "swish" else activation
     return c["feed_forward"](h, p["w1"], p["b1"], p["w2"], p["b2"], act)
 
 
 def _pre(x, mix, ffn, n):
     x = x + mix(n["norm1"](x))
-    return x + ffn(n["norm2"](x))
+    return x if ffn is None else x + ffn(n["norm2"](x))
 
 
 def _post(x, mix, ffn, n):
     x = n["norm1"](x + mix(x))
-    return n["norm2"](x + ffn(x))
+    return x if ffn is None else n["norm2"](x + ffn(x))
 
 
 def _sandwich(x, mix, ffn, n):
     x = x + n["norm1_post"](mix(n["norm1"](x)))
-    return x + n["norm2_post"](ffn(n["norm2"](x)))
+    return x if ffn is None else x + n["norm2_post"](ffn(n["norm2"](x)))
 
 
 # residual style -> wiring of (x, mix branch, ffn branch, norms by name)
@@ -171,19 +195,20 @@ NORM_NAMES = ("norm1", "norm2", "norm1_post", "norm2_post")
 
 
 def transformer_block(x, params, num_heads, mixer="softmax_attention", causal=False,
-                      residual="pre", norm="layer", activation="gelu", eps=1e-5, *, parts=None):
+                      residual="pre", norm="layer", activation="gelu", eps=1e-5,
+                      positional="none", *, parts=None):
     check_transformer_input(x, params, num_heads, mixer, causal, residual, norm, activation,
-                            eps)
+                            eps, positional)
     c, p = parts or REFERENCE.parts, params
     n = {name: norm_fn(c, norm, p, name, eps) for name in NORM_NAMES}
 
     def mix(h):
-        return mix_branch(c, p, h, num_heads, mixer, causal)
+        return mix_branch(c, p, h, num_heads, mixer, causal, positional)
 
     def ffn(h):
         return ffn_branch(c, p, h, activation)
 
-    return WIRING[residual](x, mix, ffn, n)
+    return WIRING[residual](x, mix, None if activation == "none" else ffn, n)
 
 
 class Composition:
@@ -203,9 +228,10 @@ class Composition:
         return rankmixer_block(x, params, num_heads, activation, eps, parts=self.parts)
 
     def transformer_block(self, x, params, num_heads, mixer="softmax_attention", causal=False,
-                          residual="pre", norm="layer", activation="gelu", eps=1e-5):
+                          residual="pre", norm="layer", activation="gelu", eps=1e-5,
+                          positional="none"):
         return transformer_block(x, params, num_heads, mixer, causal, residual, norm,
-                                 activation, eps, parts=self.parts)
+                                 activation, eps, positional, parts=self.parts)
 
 
 REFERENCE = Composition()

@@ -7,5 +7,6 @@ from mixology.ops.blocks.reference import Composition
 
 _BLOCKS = Composition(token_mix="triton", token_mixer="triton", per_token_ffn="bmm",
                       layer_norm="triton", rms_norm="triton", feed_forward="triton", swiglu="triton",
-                      softmax_attention="sdpa", quadratic_attention="triton")
+                      bilinear="triton", rope="triton", softmax_attention="sdpa",
+                      quadratic_attention="triton")
 rankmixer_block, transformer_block = _BLOCKS.rankmixer_block, _BLOCKS.transformer_block
