@@ -1,4 +1,4 @@
-"""``python -m mixology {verify,list,mutants,bench,history,gpu-check}``."""
+"""``python -m mixology {verify,list,mutants,bench,history,gpu-check,train,sample}``."""
 
 from __future__ import annotations
 
@@ -401,6 +401,75 @@ def cmd_gpu_check(args) -> int:
     return 1 if found else 0
 
 
+def _parse_value(text: str):
+    """--set values: int, float, true/false, none, else the string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def cmd_train(args) -> int:
+    """Train a lab model: a preset, --set overrides of its model or training config."""
+    from dataclasses import fields
+
+    from mixology.lab.model import ModelConfig, preset
+    from mixology.lab.train import TrainConfig, train
+
+    model_keys = {f.name for f in fields(ModelConfig)}
+    train_keys = {f.name for f in fields(TrainConfig)}
+    m, t = {}, {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            return _usage_error("train", f"--set wants key=value, got {item!r}")
+        if key in model_keys:
+            m[key] = _parse_value(value)
+        elif key in train_keys:
+            t[key] = _parse_value(value)
+        else:
+            return _usage_error("train", f"--set: unknown key {key!r}")
+    try:
+        model_cfg = preset(args.preset, **m)
+        train_cfg = TrainConfig.from_dict({**_TRAIN_PRESETS.get(args.preset, {}), **t})
+        run = train(model_cfg, train_cfg, args.out or os.path.join("runs", args.preset),
+                    resume=args.resume)
+    except ValueError as e:
+        return _usage_error("train", str(e).splitlines()[0])
+    last = run.metrics[-1] if run.metrics else {}
+    print(f"{run.out}: {len(run.metrics)} steps, best validation loss {run.best_val:.4f}, "
+          f"last train loss {last.get('train_loss', float('nan')):.4f}")
+    return 0
+
+
+# training settings that go with the model presets (nanoGPT's shakespeare-char recipes)
+_TRAIN_PRESETS = {
+    "shakespeare-char": dict(steps=5000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup=100,
+                             eval_every=250, device="cuda"),
+    "shakespeare-char-cpu": dict(steps=2000, batch_size=12, lr=1e-3, min_lr=1e-4, warmup=100,
+                                 eval_every=250),
+}
+
+
+def cmd_sample(args) -> int:
+    from mixology.lab.train import load_run, sample_text
+
+    try:
+        model, tok = load_run(args.run_dir)
+        print(sample_text(model, tok, args.prompt, args.tokens, temperature=args.temperature,
+                          top_k=args.top_k, seed=args.seed))
+    except ValueError as e:
+        return _usage_error("sample", str(e).splitlines()[0])
+    return 0
+
+
 def _property_table(matrix, ops) -> str:
     """Markdown: each property, what it checks, and the mutants it rejects."""
     import spec
@@ -494,6 +563,25 @@ def main(argv=None) -> int:
     gc.add_argument("--markdown", metavar="PATH", help="write every variant's row here")
     gc.add_argument("--summary", metavar="PATH", help="write the per-kernel summary here")
     gc.set_defaults(func=cmd_gpu_check)
+
+    tr = sub.add_parser("train", help="train a lab model (char-level tiny Shakespeare)")
+    tr.add_argument("--preset", default="shakespeare-char-cpu",
+                    help="shakespeare-char | shakespeare-char-cpu | attention_only_1L | "
+                         "attention_only_2L | transformer_1L | transformer_2L")
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override a model or training setting (repeatable)")
+    tr.add_argument("--out", help="run folder (default runs/PRESET)")
+    tr.add_argument("--resume", action="store_true", help="go on from OUT/last.pt")
+    tr.set_defaults(func=cmd_train)
+
+    sa = sub.add_parser("sample", help="sample text from a trained run")
+    sa.add_argument("run_dir")
+    sa.add_argument("--prompt", default="\n")
+    sa.add_argument("--tokens", type=int, default=500)
+    sa.add_argument("--temperature", type=float, default=0.8)
+    sa.add_argument("--top-k", type=int, default=200)
+    sa.add_argument("--seed", type=int, default=0)
+    sa.set_defaults(func=cmd_sample)
 
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,261 @@
+"""Training a lab model (as plain as nanoGPT's train.py).
+
+    run = train(preset("shakespeare-char-cpu"), TrainConfig(steps=2000), out="runs/a")
+
+- AdamW, or Muon (``torch.optim.Muon``) for the blocks' hidden 2-D weight matrices with AdamW
+  for embeddings, unembedding, gains and biases; every parameter in exactly one group.
+- Cosine learning rate with linear warm-up, gradient clipping (the pre-clip norm and whether
+  it clipped are recorded), gradient accumulation, bf16 autocast on CUDA.
+- Evaluation every ``eval_every`` steps on fixed windows; the best validation loss is
+  checkpointed (``best.pt``), the latest state too (``last.pt``), and ``resume=True`` goes on
+  from it: on CPU, a run stopped at step k and resumed gives the same losses bit for bit.
+- One folder a run: ``config.json``, ``metrics.jsonl`` (step, train/val loss, lr, grad norm,
+  clipped, tokens/s, elapsed), ``best.pt``, ``last.pt``, ``samples.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from mixology.lab import data
+from mixology.lab.model import CausalLM, ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 12
+    grad_accum: int = 1  # micro-batches of batch_size per optimizer step
+    lr: float = 1e-3  # AdamW's peak learning rate
+    min_lr: float = 1e-4
+    warmup: int = 100
+    weight_decay: float = 0.1
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # 0: no clipping
+    optimizer: str = "adamw"  # adamw | muon
+    muon_lr: float = 0.02  # Muon's peak learning rate (the same schedule)
+    eval_every: int = 250
+    eval_windows: int = 200
+    seed: int = 1337
+    device: str = "cpu"
+    text: str | None = None  # a text file; None: tiny Shakespeare
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"config: unknown key {unknown[0]!r}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def lr_at(step: int, peak: float, cfg: TrainConfig) -> float:
+    """Linear warm-up from peak/warmup to peak over ``warmup`` steps, then cosine to
+    ``peak · min_lr/lr`` at the last step."""
+    floor = peak * cfg.min_lr / cfg.lr
+    if step < cfg.warmup:
+        return peak * (step + 1) / cfg.warmup
+    span = max(1, cfg.steps - cfg.warmup)
+    progress = min(1.0, (step - cfg.warmup) / span)
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
+
+
+def param_groups(model: CausalLM, cfg: TrainConfig) -> dict[str, list]:
+    """{"muon": [...], "adamw_decay": [...], "adamw_no_decay": [...]}: Muon takes the blocks'
+    2-D weights (with optimizer="muon"); embeddings and unembedding take AdamW with decay,
+    gains and biases AdamW without."""
+    groups: dict[str, list] = {"muon": [], "adamw_decay": [], "adamw_no_decay": []}
+    for name, p in model.named_parameters():
+        hidden = name.startswith("blocks.") and p.ndim == 2
+        if hidden and cfg.optimizer == "muon":
+            groups["muon"].append((name, p))
+        elif p.ndim >= 2:
+            groups["adamw_decay"].append((name, p))
+        else:
+            groups["adamw_no_decay"].append((name, p))
+    return groups
+
+
+def make_optimizers(model: CausalLM, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    if cfg.optimizer not in ("adamw", "muon"):
+        raise ValueError(f"optimizer: expected 'adamw' or 'muon', got {cfg.optimizer!r}")
+    g = param_groups(model, cfg)
+    adamw = torch.optim.AdamW(
+        [{"params": [p for _, p in g["adamw_decay"]], "weight_decay": cfg.weight_decay},
+         {"params": [p for _, p in g["adamw_no_decay"]], "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, cfg.beta2))
+    adamw.peak = cfg.lr
+    opts = [adamw]
+    if g["muon"]:
+        muon = torch.optim.Muon([p for _, p in g["muon"]], lr=cfg.muon_lr,
+                                weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw")
+        muon.peak = cfg.muon_lr
+        opts.append(muon)
+    check_groups(model, opts)
+    return opts
+
+
+def check_groups(model, opts) -> None:
+    """Every parameter of the model in exactly one optimizer group; else a ValueError that
+    names it."""
+    seen: dict[int, int] = {}
+    for o in opts:
+        for group in o.param_groups:
+            for p in group["params"]:
+                seen[id(p)] = seen.get(id(p), 0) + 1
+    for name, p in model.named_parameters():
+        if seen.get(id(p), 0) != 1:
+            raise ValueError(f"parameter {name} is in {seen.get(id(p), 0)} optimizer groups; "
+                             "every parameter must be in exactly one")
+
+
+@dataclass
+class Run:
+    out: Path
+    model: CausalLM
+    metrics: list[dict]
+    best_val: float
+
+
+def _progress(step, total, loss, tps, start, stream=sys.stderr):
+    elapsed = time.perf_counter() - start
+    eta = elapsed / max(step, 1) * (total - step)
+    line = (f"step {step}/{total} loss {loss:.4f} {tps:,.0f} tok/s "
+            f"elapsed {elapsed:.0f}s eta {eta:.0f}s")
+    if stream.isatty():
+        fill = int(24 * step / max(total, 1))
+        stream.write(f"\r[{'#' * fill}{'.' * (24 - fill)}] {line}")
+        if step == total:
+            stream.write("\n")
+    else:
+        stream.write(line + "\n")
+    stream.flush()
+
+
+@torch.no_grad()
+def evaluate(model, windows, cfg: TrainConfig) -> float:
+    model.eval()
+    xs, ys = windows
+    total = 0.0
+    for i in range(0, len(xs), cfg.batch_size):
+        with _autocast(cfg):
+            _, loss = model(xs[i:i + cfg.batch_size].to(cfg.device),
+                            ys[i:i + cfg.batch_size].to(cfg.device))
+        total += float(loss) * len(xs[i:i + cfg.batch_size])
+    model.train()
+    return total / len(xs)
+
+
+def _autocast(cfg):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.device.startswith("cuda"))
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: bool = False,
+          stop_at: int | None = None, progress: bool = True) -> Run:
+    """Train ``model_cfg`` by ``cfg`` into the folder ``out``. ``resume``: go on from
+    ``out/last.pt``; ``stop_at``: stop after that step (as if interrupted; resume later)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = data.load_text(cfg.text)
+    tok = data.CharTokenizer.from_text(text)
+    if model_cfg.vocab_size != tok.vocab_size:
+        model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "vocab_size": tok.vocab_size})
+    train_tokens, val_tokens = data.split(tok.encode(text))
+    torch.manual_seed(cfg.seed)
+    model = CausalLM(model_cfg, device=cfg.device)
+    opts = make_optimizers(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    val_windows = data.eval_windows(val_tokens, model_cfg.context, cfg.eval_windows, seed=1)
+    train_windows = data.eval_windows(train_tokens, model_cfg.context, cfg.eval_windows, seed=2)
+    step, best, metrics = 0, math.inf, []
+    if resume:
+        state = torch.load(out / "last.pt", weights_only=False)
+        model.load_state_dict(state["model"])
+        for o, s in zip(opts, state["optimizers"], strict=True):
+            o.load_state_dict(s)
+        gen.set_state(state["generator"])
+        step, best = state["step"], state["best_val"]
+        metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+                   if json.loads(line)["step"] <= step]
+    else:
+        (out / "config.json").write_text(json.dumps(
+            {"model": model_cfg.to_dict(), "train": asdict(cfg), "chars": tok.chars}, indent=2))
+    with open(out / "metrics.jsonl", "w") as f:
+        for m in metrics:
+            f.write(json.dumps(m) + "\n")
+    start = time.perf_counter()
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * model_cfg.context
+    while step < cfg.steps and (stop_at is None or step < stop_at):
+        lrs = [lr_at(step, o.peak, cfg) for o in opts]
+        for o, lr in zip(opts, lrs, strict=True):
+            for group in o.param_groups:
+                group["lr"] = lr
+        t0 = time.perf_counter()
+        loss_sum = 0.0
+        for _ in range(cfg.grad_accum):
+            x, y = data.batch(train_tokens, cfg.batch_size, model_cfg.context, gen)
+            with _autocast(cfg):
+                _, loss = model(x.to(cfg.device), y.to(cfg.device))
+            (loss / cfg.grad_accum).backward()
+            loss_sum += float(loss.detach())
+        params = [p for p in model.parameters() if p.grad is not None]
+        norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip
+                                                    else math.inf))
+        for o in opts:
+            o.step()
+            o.zero_grad(set_to_none=True)
+        step += 1
+        tps = tokens_per_step / (time.perf_counter() - t0)
+        row = {"step": step, "train_loss": loss_sum / cfg.grad_accum, "lr": lrs[0],
+               "grad_norm": norm, "clipped": bool(cfg.grad_clip and norm > cfg.grad_clip),
+               "tokens_per_s": tps, "elapsed": time.perf_counter() - start}
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            row["val_loss"] = evaluate(model, val_windows, cfg)
+            row["eval_train_loss"] = evaluate(model, train_windows, cfg)
+            if row["val_loss"] < best:
+                best = row["val_loss"]
+                torch.save({"model": model.state_dict(), "config": model_cfg.to_dict(),
+                            "step": step, "val_loss": best, "chars": tok.chars},
+                           out / "best.pt")
+        metrics.append(row)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if progress and (sys.stderr.isatty() or "val_loss" in row):
+            _progress(step, cfg.steps, row["train_loss"], tps, start)
+        if "val_loss" in row or step == stop_at:  # resume from here
+            torch.save({"model": model.state_dict(), "optimizers": [o.state_dict() for o in opts],
+                        "generator": gen.get_state(), "step": step, "best_val": best},
+                       out / "last.pt")
+    if step == cfg.steps:
+        (out / "samples.txt").write_text(sample_text(model, tok, "\n", 300, seed=cfg.seed))
+    return Run(out, model, metrics, best)
+
+
+def sample_text(model: CausalLM, tok: data.CharTokenizer, prompt: str, tokens: int, *,
+                temperature: float = 0.8, top_k: int | None = 200, seed: int = 0) -> str:
+    """``prompt`` and ``tokens`` characters sampled after it."""
+    device = next(model.parameters()).device
+    idx = tok.encode(prompt or "\n")[None].to(device)
+    model.eval()
+    out = model.generate(idx, tokens, temperature=temperature, top_k=top_k,
+                         generator=torch.Generator(device=device).manual_seed(seed))
+    model.train()
+    return tok.decode(out[0])
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[CausalLM, data.CharTokenizer]:
+    """The best checkpoint of a run folder, and its tokenizer."""
+    path = Path(run_dir) / "best.pt"
+    if not path.is_file():
+        raise ValueError(f"run_dir: no checkpoint {str(path)!r}")
+    state = torch.load(path, map_location=device, weights_only=False)
+    model = CausalLM(ModelConfig.from_dict(state["config"]), device=device)
+    model.load_state_dict(state["model"])
+    return model, data.CharTokenizer(state["chars"])
