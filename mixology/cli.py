@@ -1,4 +1,4 @@
-"""``python -m mixology {verify,list,mutants,bench,history,gpu-check,train,sample}``."""
+"""``python -m mixology {verify,list,mutants,bench,history,gpu-check,train,compare,sample}``."""
 
 from __future__ import annotations
 
@@ -458,6 +458,33 @@ _TRAIN_PRESETS = {
 }
 
 
+def cmd_compare(args) -> int:
+    """Every grid config x seed, a table of the final validation loss and a PNG of the curves."""
+    from mixology.lab import compare
+
+    grid, base = {}, {}
+    for item in args.grid or []:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            return _usage_error("compare", f"--grid wants key=v1,v2,..., got {item!r}")
+        grid[key] = [_parse_value(v) for v in values.split(",")]
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            return _usage_error("compare", f"--set wants key=value, got {item!r}")
+        base[key] = _parse_value(value)
+    if args.seeds < 1:
+        return _usage_error("compare", f"--seeds must be >= 1, got {args.seeds}")
+    base = {**_TRAIN_PRESETS.get(args.preset, {}), **base}
+    try:
+        rows = compare.run_grid(args.preset, grid, args.seeds, args.out, base)
+    except ValueError as e:
+        return _usage_error("compare", str(e).splitlines()[0])
+    print(compare.table(rows))
+    print(f"curves: {compare.plot(rows, os.path.join(args.out, 'curves.png'))}")
+    return 0
+
+
 def cmd_sample(args) -> int:
     from mixology.lab.train import load_run, sample_text
 
@@ -573,6 +600,16 @@ def main(argv=None) -> int:
     tr.add_argument("--out", help="run folder (default runs/PRESET)")
     tr.add_argument("--resume", action="store_true", help="go on from OUT/last.pt")
     tr.set_defaults(func=cmd_train)
+
+    co = sub.add_parser("compare", help="train a grid of configs x seeds and compare them")
+    co.add_argument("--preset", default="shakespeare-char-cpu")
+    co.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                    help="a setting and its values to compare (repeatable: the product)")
+    co.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="a setting shared by every config")
+    co.add_argument("--seeds", type=int, default=3)
+    co.add_argument("--out", required=True, help="folder for the runs, table and plot")
+    co.set_defaults(func=cmd_compare)
 
     sa = sub.add_parser("sample", help="sample text from a trained run")
     sa.add_argument("run_dir")

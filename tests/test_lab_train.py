@@ -113,3 +113,29 @@ def test_train_and_sample_commands(tmp_path):
     assert code == 2 and "unknown key 'nope'" in err and len(err.strip().splitlines()) == 1
     code, _, err = mixology("train", "--set", "mixer=token_mix", "--out", out)
     assert code == 2 and "not causal" in err, err
+
+
+def test_welch_p_values_and_a_compare_run(tmp_path):
+    from mixology.lab import compare
+
+    # Welch's t by hand: means 2.5 and 4, variances of the means 5/12 and 1/2
+    t, p = compare.welch([1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0, 6.0])
+    assert t == pytest.approx(-1.5 / math.sqrt(5 / 12 + 1 / 2), rel=1e-12) and 0.1 < p < 0.2
+    # the t tail against its closed forms: df = 1 (Cauchy), df = 2, and the normal limit
+    for x in (0.3, 1.0, 2.5, 10.0):
+        assert compare._t_tail(x, 1) == pytest.approx(0.5 - math.atan(x) / math.pi, abs=1e-12)
+        assert compare._t_tail(x, 2) == pytest.approx(0.5 - x / (2 * math.sqrt(x * x + 2)),
+                                                      abs=1e-12)
+    assert 2 * compare._t_tail(1.959964, 1e7) == pytest.approx(0.05, abs=1e-5)
+    assert math.isnan(compare.welch([1.0], [2.0, 3.0])[1])
+    rows = compare.run_grid("shakespeare-char-cpu", {"optimizer": ["adamw", "muon"]}, 2,
+                            tmp_path, dict(steps=4, eval_every=2, eval_windows=4, batch_size=4,
+                                           n_layers=1, d_model=32), progress=False)
+    assert [r["config"] for r in rows] == ["optimizer=adamw", "optimizer=muon"]
+    assert all(len(r["final_val"]) == 2 and r["std"] >= 0 for r in rows)
+    text = compare.table(rows)
+    assert "±" in text and "Welch" in text
+    png = compare.plot(rows, tmp_path / "c.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    one = compare.table([{**rows[0], "final_val": [3.0], "std": math.nan}])
+    assert "not significant" in one
