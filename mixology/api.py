@@ -101,6 +101,22 @@ def resolve(fn: Callable | str) -> tuple[Callable, str]:
     return fn, target
 
 
+def parse_candidates(items, flag: str = "--candidate") -> dict[str, str]:
+    """{op: "module:function"} from ``OP=module:function`` items (the CLI's and the pytest
+    plugin's option), each checked to import; ValueError naming ``flag`` otherwise."""
+    out = {}
+    for item in items or []:
+        op, sep, target = item.partition("=")
+        if not sep or ":" not in target or not op:
+            raise ValueError(f"{flag} wants OP=package.module:function, got {item!r}")
+        try:
+            resolve(target)
+        except Exception as e:  # noqa: BLE001  (import errors of the user's module)
+            raise ValueError(f"{flag}: cannot import {target}: {type(e).__name__}: {e}") from e
+        out[op] = target
+    return out
+
+
 def _attr(obj, dotted: str):
     for part in dotted.split("."):
         obj = getattr(obj, part)

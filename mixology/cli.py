@@ -94,29 +94,13 @@ def _usage_error(command: str, msg: str) -> int:
     return 2
 
 
-def _parse_candidates(items) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        op, sep, target = item.partition("=")
-        if not sep or ":" not in target or not op:
-            raise ValueError(f"--candidate wants OP=package.module:function, got {item!r}")
-        out[op] = target
-    return out
-
-
 def cmd_verify(args) -> int:
     device = _setup_device(args.device)
     from mixology import api, runner
     from spec.strategies import profile_name
 
     try:
-        candidates = _parse_candidates(args.candidate)
-        for target in candidates.values():
-            try:
-                api.resolve(target)
-            except Exception as e:  # noqa: BLE001  (import errors of the user's module)
-                raise ValueError(f"--candidate: cannot import {target}: "
-                                 f"{type(e).__name__}: {e}") from e
+        candidates = api.parse_candidates(args.candidate)
         checks = runner.plan(args.op, args.impl, args.property, device=device,
                              candidates=candidates, mutants=args.mutant)
     except ValueError as e:

@@ -433,9 +433,11 @@ def check(targets=("sm_90", "sm_80"), sizes="all", jobs: int | None = None,
     cache = cache or {}
     results: dict[str, Report] = {}
     work = []
+    # captured once: the target's SM count sizes persistent grids and partial buffers only,
+    # neither of which is compiled
+    launches = capture_launches(sizes, SM_COUNT[TARGETS[targets[0]]], progress, ops)
     for target in targets:
         cc = TARGETS[target]
-        launches = capture_launches(sizes, SM_COUNT[cc], progress, ops)
         vs = variants(launches, cc)
         for v in vs:
             key = cache_key(v, target)

@@ -92,49 +92,31 @@ def _append(path, o):
         f.write(json.dumps(row) + "\n")
 
 
-def _targets(config):
-    """(op, label, fn, replay args, cost) of what the options ask for."""
-    from mixology import api, registry
+def _checks(config):
+    """(op, label, fn, replay args, cost, property) of what the options ask for: the same
+    plan as ``mixology verify`` (runner.plan); bad options are a pytest usage error."""
+    from mixology import api, runner
 
-    device = config.getoption("mixology_device") or _default_device()
-    out = []
-    for item in config.getoption("mixology_candidate"):
-        op, sep, target = item.partition("=")
-        if not sep or ":" not in target:
-            raise pytest.UsageError(f"--mixology-candidate wants OP=package.module:function, "
-                                    f"got {item!r}")
-        if op not in registry.ops():
-            raise pytest.UsageError(f"--mixology-candidate: unknown op {op!r}")
-        try:
-            fn, _ = api.resolve(target)
-        except Exception as e:  # noqa: BLE001
-            raise pytest.UsageError(f"--mixology-candidate: cannot import {target}: {e}") from e
-        out.append((op, f"candidate {target}", fn, f"--candidate {op}={target}", 1))
-    if config.getoption("mixology_verify"):
-        ops = config.getoption("mixology_op") or registry.ops()
-        impls = config.getoption("mixology_impl")
-        for op in ops:
-            for name in registry.implementations(op, device):
-                if not impls or name in impls:
-                    impl = registry.get(op, name)
-                    out.append((op, name, impl.fn, "", impl.cost))
-    return out
+    verify = config.getoption("mixology_verify")
+    try:
+        candidates = api.parse_candidates(config.getoption("mixology_candidate"),
+                                          "--mixology-candidate")
+        if not candidates and not verify:
+            return []
+        return runner.plan(config.getoption("mixology_op") if not candidates else None,
+                           config.getoption("mixology_impl") or None,
+                           config.getoption("mixology_property") or None,
+                           device=config.getoption("mixology_device") or _default_device(),
+                           candidates=candidates)
+    except ValueError as e:
+        raise pytest.UsageError(str(e).splitlines()[0]) from e
 
 
 def pytest_collection_modifyitems(session, config, items):
-    targets = _targets(config)
-    if not targets:
-        return
-    import spec
-
-    only = config.getoption("mixology_property")
-    for op, label, fn, replay, cost in targets:
-        for p in spec.properties(op):
-            if only and p.name not in only:
-                continue
-            items.append(SpecItem.from_parent(
-                session, name=f"mixology::{op}::{p.name}[{label}]", op=op, prop=p, fn=fn,
-                label=label, replay=replay, cost=cost))
+    for op, label, fn, replay, cost, p in _checks(config):
+        items.append(SpecItem.from_parent(
+            session, name=f"mixology::{op}::{p.name}[{label}]", op=op, prop=p, fn=fn,
+            label=label, replay=replay, cost=cost))
 
 
 def pytest_configure(config):

@@ -50,11 +50,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"config: unknown key {unknown[0]!r}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
+
+
+def config_from_dict(cls, d: dict):
+    """``cls(**d)`` for a config dataclass, refusing an unknown key by name."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"config: unknown key {unknown[0]!r}; known: {sorted(known)}")
+    return cls(**d)
 
 
 def check_config(c: ModelConfig) -> None:

@@ -19,13 +19,13 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from mixology.lab import data
-from mixology.lab.model import CausalLM, ModelConfig
+from mixology.lab.model import CausalLM, ModelConfig, config_from_dict
 
 
 @dataclass
@@ -49,11 +49,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"config: unknown key {unknown[0]!r}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 def lr_at(step: int, peak: float, cfg: TrainConfig) -> float:
