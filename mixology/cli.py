@@ -285,6 +285,17 @@ def cmd_bench(args) -> int:
     return subprocess.call(cmd, cwd=root, env=env)
 
 
+def _verdicts(rows, threshold: float) -> str:
+    from mixology.perf_report import MIN_CHANGES
+
+    n = {v: sum(r.verdict == v for r in rows) for v in ("SLOWER", "noisy", "unconfirmed")}
+    return (f"{n['SLOWER']} slowdown(s) beyond max({threshold:g}%, 3 x run-to-run noise) and "
+            f"twice the rounds' spread, the fastest round slower too; {n['noisy']} change(s) "
+            f"too noisy to judge; {n['unconfirmed']} unconfirmed (fewer than "
+            f"{MIN_CHANGES} run-to-run changes "
+            "in the history: run the bench again to learn this machine's noise)")
+
+
 def cmd_history(args) -> int:
     """Latest vs previous vs best per benchmark, plots, claims; exit 1 on a slowdown."""
     from mixology import perf_report
@@ -304,13 +315,11 @@ def cmd_history(args) -> int:
             return _usage_error("history", str(e))
         print(f"== {head.path.name} (commit {head.commit}; {head.versions})\n"
               f"   vs {base.path.name} (commit {base.commit}; {base.versions})")
-        rows = perf_report.compare_two(base, head, args.threshold)
+        rows = perf_report.compare_two(base, head, args.threshold,
+                                       history=runs.get(head.device_key, [base]))
         print(perf_report.format_rows(rows, only_flagged=args.only_flagged))
         slow = [r for r in rows if r.flagged]
-        noisy = [r for r in rows if r.verdict == "noisy"]
-        print(f"{len(rows)} benchmarks in both; {len(slow)} slower beyond "
-              f"max({args.threshold:g}%, twice the rounds' spread), {len(noisy)} too noisy "
-              "to judge")
+        print(f"{len(rows)} benchmarks in both; {_verdicts(rows, args.threshold)}")
         return 1 if slow and not args.no_gate else 0
     flagged = 0
     for key, key_runs in sorted(runs.items()):
@@ -319,11 +328,8 @@ def cmd_history(args) -> int:
               f"(commit {latest.commit}{', dirty' if latest.dirty else ''}; {latest.versions})")
         rows = perf_report.compare(key_runs, args.threshold)
         print(perf_report.format_rows(rows, only_flagged=args.only_flagged))
-        slow = [r for r in rows if r.flagged]
-        noisy = [r for r in rows if r.verdict == "noisy"]
-        flagged += len(slow)
-        print(f"{len(slow)} slowdown(s) beyond max({args.threshold:g}%, 3 x noise) and twice "
-              f"the rounds' spread; {len(noisy)} change(s) too noisy to judge\n")
+        flagged += sum(r.flagged for r in rows)
+        print(_verdicts(rows, args.threshold) + "\n")
         if not args.no_plots:
             out = os.path.join(args.plots or os.path.join(root, "perf", "plots"), key)
             paths = perf_report.plot_run(latest, out)

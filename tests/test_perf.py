@@ -1,5 +1,6 @@
 """perf: the sweep definition, the regression gate, plots and the claim report."""
 
+import functools
 import json
 import os
 import subprocess
@@ -23,10 +24,13 @@ def info(impl="triton", mode="fwd", T=512, D=768, median=1e-3, dtype="bf16", swe
             "ceilings": {"copy_gbps": 3000.0, "matmul_tflops": 700.0}}
 
 
-def write_run(folder, n, infos, commit="abc"):
+def write_run(folder, n, infos, commit="abc", fastest=0.97):
+    """A run's history file; each benchmark's fastest round is ``fastest`` x its median,
+    unless its info gives ``min_s``."""
     folder.mkdir(parents=True, exist_ok=True)
     data = {"commit_info": {"id": commit, "dirty": False}, "datetime": f"2026-11-0{n}",
-            "benchmarks": [{"stats": {"median": i["median_s"], "iqr": 0.01 * i["median_s"]},
+            "benchmarks": [{"stats": {"median": i["median_s"], "iqr": 0.01 * i["median_s"],
+                                      "min": i.pop("min_s", fastest * i["median_s"])},
                             "extra_info": i} for i in infos]}
     (folder / f"{n:04d}_{commit}_x.json").write_text(json.dumps(data))
 
@@ -75,7 +79,7 @@ def test_parts_of_one_session_are_one_run_and_smoke_touches_every_path(tmp_path)
     runs = perf_report.load_runs(tmp_path)["cuda-X"]
     assert [len(r.results) for r in runs] == [2, 2, 1]
     rows = {r.key.split("-")[1]: r for r in perf_report.compare(runs[:2])}
-    assert rows["triton"].flagged and not rows["sdpa"].flagged
+    assert rows["triton"].change_pct == pytest.approx(50) and rows["sdpa"].change_pct == 0
     smoke = perf.sweep("smoke", "cuda")
     paths = {(p.entry, p.impl, p.mode) for p in perf.sweep("quick", "cuda")}
     assert {(p.entry, p.impl, p.mode) for p in smoke} == paths and len(smoke) == len(paths)
@@ -83,7 +87,7 @@ def test_parts_of_one_session_are_one_run_and_smoke_touches_every_path(tmp_path)
 
 def test_history_cli_exit_codes_and_plots(tmp_path):
     d = tmp_path / "hist" / "cuda-X" / "m"
-    for n, m in enumerate([1.0, 1.0, 1.5], 1):
+    for n, m in enumerate([1.0, 1.0, 1.0, 1.5], 1):
         write_run(d, n, [info(T=T, median=m * 1e-3 * T / 512) for T in (256, 512, 1024)]
                   + [info(impl="sdpa", T=T, median=2e-3 * T / 512) for T in (256, 512, 1024)])
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -185,9 +189,10 @@ def _bench(storage):
 
 
 def test_two_runs_of_the_same_code_raise_no_flag_and_compare_by_commit(tmp_path):
-    """The same code twice on this machine: the gate flags nothing (a change within the
-    rounds' spread is "too noisy to judge"), each run records torch/triton, --compare takes
-    two chosen runs and the trend plot spans them."""
+    """The same code twice on this machine: the gate fails on nothing (one earlier run cannot
+    show the machine's process-to-process noise: changes are "unconfirmed" or "too noisy"),
+    each run records torch/triton, --compare takes two chosen runs and the trend plot spans
+    them."""
     _bench(tmp_path / "h")
     _bench(tmp_path / "h")
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -206,14 +211,64 @@ def test_two_runs_of_the_same_code_raise_no_flag_and_compare_by_commit(tmp_path)
     assert r.returncode == 2 and "no run matches 'nope'" in r.stderr, r.stderr
 
 
+def _steady(d, n=3, **kw):
+    """n runs of a steady benchmark (medians within 1%): a known run-to-run noise."""
+    for i, m in enumerate([1.00, 1.01, 0.99, 1.00][:n], 1):
+        write_run(d, i, [info(median=m * 1e-3, **kw), info(impl="sdpa", median=m * 1e-3, **kw)],
+                  commit=f"c{i}")
+
+
+def test_a_slower_median_with_the_fastest_round_unchanged_is_not_flagged(tmp_path):
+    """A busier machine: the median +25% (spreads 1%), the fastest round where it was. Not a
+    slowdown of the code: "too noisy to judge", in both the gate and --compare."""
+    d = tmp_path / "cuda-X" / "m"
+    _steady(d)
+    write_run(d, 4, [info(median=1.25e-3) | {"min_s": 0.98e-3}], commit="head")
+    runs = perf_report.load_runs(tmp_path)
+    (row,) = perf_report.compare(runs["cuda-X"])
+    assert row.change_pct == pytest.approx(100 * (1.25 / 0.99 - 1))
+    assert row.min_change_pct == pytest.approx(100 * (0.98 / (0.97 * 0.99) - 1))
+    assert row.verdict == "noisy"
+    (row,) = perf_report.compare_two(*runs["cuda-X"][2:], history=runs["cuda-X"])
+    assert row.verdict == "noisy"
+    assert "too noisy to judge" in perf_report.format_rows([row])
+
+
+def test_before_the_history_knows_the_noise_a_slowdown_is_unconfirmed(tmp_path):
+    """Two runs (+30%, rounds within 1%): the rounds of one run cannot show how much this
+    machine varies from process to process, so the change is reported "unconfirmed" and the
+    gate passes; a third and fourth steady run make the same +30% a SLOWER that fails it."""
+    d = tmp_path / "cuda-X" / "m"
+    write_run(d, 1, [info(median=1e-3)], commit="aaa")
+    write_run(d, 2, [info(median=1.3e-3)], commit="bbb")
+    runs = perf_report.load_runs(tmp_path)["cuda-X"]
+    (row,) = perf_report.compare(runs)
+    assert row.verdict == "unconfirmed" and not row.flagged
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, "-m", "mixology", "history", "--storage", str(tmp_path),
+                        "--no-plots"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0 and "1 unconfirmed" in r.stdout, r.stdout + r.stderr
+    (d / "0002_bbb_x.json").unlink()
+    _steady(d)
+    write_run(d, 4, [info(median=1.3e-3)], commit="bbb")
+    (row,) = perf_report.compare(perf_report.load_runs(tmp_path)["cuda-X"])
+    assert row.flagged
+    r = subprocess.run([sys.executable, "-m", "mixology", "history", "--storage", str(tmp_path),
+                        "--no-plots"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 1 and "SLOWER" in r.stdout, r.stdout + r.stderr
+
+
 def test_compare_two_judges_against_the_spread_of_both_runs(tmp_path):
     d = tmp_path / "cuda-X" / "m"
-    write_run(d, 1, [info(median=1e-3), info(impl="sdpa", median=1e-3)], commit="aaa")
-    write_run(d, 2, [info(median=1.3e-3), info(impl="sdpa", median=1.3e-3)], commit="bbb")
+    _steady(d)
+    write_run(d, 4, [info(median=1.3e-3), info(impl="sdpa", median=1.3e-3)], commit="bbb")
     runs = perf_report.load_runs(tmp_path)
-    base, head = perf_report.find_run(runs, "aaa"), perf_report.find_run(runs, "bbb")
-    rows = {r.key.split("-")[1]: r for r in perf_report.compare_two(base, head)}
-    assert rows["triton"].flagged  # +30% with 1% spreads
+    base, head = perf_report.find_run(runs, "c1"), perf_report.find_run(runs, "bbb")
+    compare = functools.partial(perf_report.compare_two, base, head, history=runs["cuda-X"])
+    rows = {r.key.split("-")[1]: r for r in compare()}
+    assert rows["triton"].flagged  # +30% with 1% spreads and 1% run-to-run noise
     head.results[next(k for k in head.results if "-sdpa-" in k)]["rel_iqr"] = 0.4
-    rows = {r.key.split("-")[1]: r for r in perf_report.compare_two(base, head)}
+    rows = {r.key.split("-")[1]: r for r in compare()}
     assert rows["sdpa"].verdict == "noisy" and not rows["sdpa"].flagged
+    rows = {r.key.split("-")[1]: r for r in perf_report.compare_two(base, head)}
+    assert rows["triton"].verdict == "unconfirmed"  # no history given: noise unknown
