@@ -1,7 +1,7 @@
-"""The lab's model: causal for every causal configuration, initial loss ln(vocab), tied
-weights shared, the same logits from every implementation, presets, sampling."""
+"""The lab's model: token_mix refused with the reason, the same logits from every
+implementation, output projections, presets, sampling. (Causality, the initial loss and tied
+weights are lab properties in spec/lab.py.)"""
 
-import math
 import os
 
 import pytest
@@ -9,71 +9,13 @@ import torch
 
 from mixology import registry
 from mixology.lab.model import PRESETS, CausalLM, ModelConfig, preset
+from spec.lab import CAUSAL_CONFIGS
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 TINY = dict(vocab_size=11, context=8, d_model=8, n_layers=2, n_heads=2, ff_mult=2)
-CAUSAL_CONFIGS = [
-    dict(mixer=m, positional=p, activation=a, residual=r, norm=n)
-    for m, p, a, r, n in [
-        ("softmax_attention", "learned", "gelu", "pre", "layer"),
-        ("softmax_attention", "rope", "swiglu", "post", "rms"),
-        ("softmax_attention", "alibi", "bilinear", "sandwich", "layer"),
-        ("softmax_attention", "sinusoidal", "none", "pre", "none"),
-        ("quadratic_attention", "rope", "bilinear", "pre", "none"),
-        ("quadratic_attention", "none", "relu", "sandwich", "rms"),
-    ]]
-
-
 def _model(impl="reference", dtype=torch.float64, **kw):
     torch.manual_seed(0)
     return CausalLM(ModelConfig(**{**TINY, **kw, "impl": impl}), device=DEVICE, dtype=dtype)
-
-
-@pytest.mark.parametrize("cfg", CAUSAL_CONFIGS, ids=lambda c: "-".join(c.values()))
-def test_whole_model_is_causal(cfg):
-    """Changing tokens s.. leaves the logits of positions ..s-1 bit for bit, and their
-    gradient never reaches the embeddings of later tokens (∂logits_t/∂x_s = 0 for s > t)."""
-    m = _model(**cfg)
-    g = torch.Generator().manual_seed(1)
-    idx = torch.randint(0, 11, (2, 8), generator=g).to(DEVICE)
-    for s in (1, 4, 7):
-        moved = idx.clone()
-        moved[:, s:] = (moved[:, s:] + 1) % 11
-        a, _ = m(idx)
-        b, _ = m(moved)
-        assert torch.equal(a[:, :s], b[:, :s]), (cfg, s)
-    emb = m.tok_emb(idx).detach().requires_grad_()
-    x = emb + (m.pos_emb[:8] if m.pos_emb is not None else 0)
-    if cfg["positional"] == "sinusoidal":
-        x = registry.get("sinusoidal", "reference").fn(x)
-    for block in m.blocks:
-        x = block(x)
-    x[:, :4].sum().backward()
-    assert not emb.grad[:, 4:].any()
-
-
-def test_initial_loss_is_ln_vocab():
-    """At init (std 0.02, final LayerNorm, tied weights) the logits have std σ ≈ 0.02·√d_model
-    = 0.23 at d = 128, so the loss is ln V + σ²/2 ≈ ln V + 0.03; with tied weights the input
-    token's own logit is larger (the residual stream carries its embedding: measured +0.05 in
-    all). Bound: within 0.1 of ln 65; an init std of 1 (a common slip) gives a loss past 10."""
-    torch.manual_seed(0)
-    m = CausalLM(ModelConfig(vocab_size=65, d_model=128, n_heads=4, context=64), device=DEVICE)
-    idx = torch.randint(0, 65, (8, 64), device=DEVICE)
-    _, loss = m(idx, torch.randint(0, 65, (8, 64), device=DEVICE))
-    assert abs(float(loss.detach()) - math.log(65)) < 0.1, float(loss.detach())
-
-
-def test_tied_weights_are_one_tensor():
-    m = _model()
-    assert m.output_weight is m.tok_emb.weight and m.unembed is None
-    n_tied = sum(p.numel() for p in m.parameters())
-    untied = _model(tie_weights=False)
-    assert sum(p.numel() for p in untied.parameters()) == n_tied + 11 * 8
-    idx = torch.randint(0, 11, (2, 8), device=DEVICE)
-    _, loss = m(idx, idx)
-    loss.backward()
-    assert m.tok_emb.weight.grad is not None  # both uses accumulate into the one tensor
 
 
 def test_token_mix_is_refused_in_a_causal_model_with_the_reason():

@@ -1,15 +1,13 @@
-"""The lab's trainer: schedule, optimizer groups, accumulation, resume, determinism, and that
-it learns."""
+"""The lab's trainer: a parameter in two groups refused by name, a short run learns, the
+commands, compare's statistics. (Schedule, groups, accumulation, resume and determinism are
+lab properties in spec/lab.py, run by test_lab_spec.py.)"""
 
-import json
 import math
 
 import pytest
-import torch
 
-from mixology.lab import data
 from mixology.lab.model import CausalLM, ModelConfig
-from mixology.lab.train import TrainConfig, check_groups, lr_at, make_optimizers, train
+from mixology.lab.train import TrainConfig, check_groups, make_optimizers, train
 
 TINY = ModelConfig(vocab_size=65, context=16, d_model=32, n_layers=1, n_heads=2, ff_mult=2)
 
@@ -19,66 +17,12 @@ def _cfg(**kw):
                                  warmup=2, lr=3e-3, min_lr=3e-4), **kw})
 
 
-def test_warmup_then_cosine_to_the_floor():
-    cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr=1e-4)
-    assert lr_at(0, 1e-3, cfg) == pytest.approx(1e-4)  # (0 + 1) / 10 of the peak
-    assert lr_at(9, 1e-3, cfg) == pytest.approx(1e-3)
-    assert lr_at(10, 1e-3, cfg) == pytest.approx(1e-3)
-    assert lr_at(55, 1e-3, cfg) == pytest.approx(5.5e-4)  # halfway down the cosine
-    assert lr_at(100, 1e-3, cfg) == pytest.approx(1e-4)
-    assert lr_at(100, 0.02, cfg) == pytest.approx(2e-3)  # Muon's peak, the same shape
-
-
-def test_every_parameter_in_exactly_one_group():
+def test_a_parameter_in_two_groups_is_refused_by_name():
     model = CausalLM(TINY)
-    adamw = make_optimizers(model, _cfg())
-    assert len(adamw) == 1
     opts = make_optimizers(model, _cfg(optimizer="muon"))
-    muon = {id(p) for p in opts[1].param_groups[0]["params"]}
-    for name, p in model.named_parameters():
-        assert (id(p) in muon) == (name.startswith("blocks.") and p.ndim == 2), name
-    assert id(model.tok_emb.weight) not in muon  # embeddings stay with AdamW
     opts[0].param_groups[0]["params"].append(model.tok_emb.weight)  # now in two groups
     with pytest.raises(ValueError, match="parameter tok_emb.weight is in 2 optimizer groups"):
         check_groups(model, opts)
-
-
-def test_k_micro_batches_equal_one_batch_float64():
-    torch.manual_seed(0)
-    model = CausalLM(TINY, dtype=torch.float64)
-    tokens = torch.randint(0, 65, (2000,))
-    x, y = data.batch(tokens, 8, 16, torch.Generator().manual_seed(0))
-    _, loss = model(x, y)
-    loss.backward()
-    one = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    for i in range(4):  # as the trainer does: loss / k per micro-batch
-        _, loss = model(x[2 * i:2 * i + 2], y[2 * i:2 * i + 2])
-        (loss / 4).backward()
-    for a, b in zip(one, (p.grad for p in model.parameters()), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
-
-
-def _losses(run):
-    return [(m["step"], m["train_loss"], m.get("val_loss")) for m in run.metrics]
-
-
-def test_resume_equals_an_unbroken_run_and_the_same_seed_the_same_run(tmp_path):
-    for optimizer in ("adamw", "muon"):
-        cfg = _cfg(optimizer=optimizer)
-        whole = train(TINY, cfg, tmp_path / f"whole-{optimizer}", progress=False)
-        again = train(TINY, cfg, tmp_path / f"again-{optimizer}", progress=False)
-        assert _losses(whole) == _losses(again)
-        train(TINY, cfg, tmp_path / f"split-{optimizer}", stop_at=2, progress=False)
-        resumed = train(TINY, cfg, tmp_path / f"split-{optimizer}", resume=True,
-                        progress=False)
-        assert _losses(resumed) == _losses(whole), optimizer  # bit for bit on CPU
-    folder = tmp_path / "whole-adamw"
-    assert {"config.json", "metrics.jsonl", "best.pt", "last.pt"} <= {
-        p.name for p in folder.iterdir()}
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(1, 7))
-    assert {"train_loss", "lr", "grad_norm", "clipped", "tokens_per_s", "elapsed"} <= set(rows[0])
 
 
 def test_a_short_run_learns(tmp_path):

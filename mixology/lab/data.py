@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+IGNORE = -1  # a target that is padding: no loss, no gradient
+
 CORPUS = Path(__file__).parent / "corpus" / "tiny_shakespeare.txt"
 
 
@@ -84,6 +86,20 @@ def eval_windows(data: torch.Tensor, context: int, n: int, seed: int = 0
     _check_windows(data, context)
     g = torch.Generator().manual_seed(seed)
     return _windows(data, torch.randint(len(data) - context, (n,), generator=g), context)
+
+
+def padded_windows(data: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every token of ``data`` once: consecutive windows of ``context`` tokens (x) and the
+    tokens after them (y); the last window is padded, x with token 0 and y with ``IGNORE``
+    (no loss), so a split is evaluated exactly, whatever its length."""
+    if context < 1 or len(data) < 2:
+        raise ValueError(f"data: needs at least 2 tokens, has {len(data)}")
+    n = len(data) - 1  # (x, y) pairs
+    rows = -(-n // context)
+    x = torch.zeros(rows * context, dtype=data.dtype)
+    y = torch.full((rows * context,), IGNORE, dtype=data.dtype)
+    x[:n], y[:n] = data[:-1], data[1:]
+    return x.view(rows, context), y.view(rows, context)
 
 
 def _windows(data, starts, context):

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixology import registry
+from mixology.lab.data import IGNORE
 from mixology.module import TransformerBlock
 
 POSITIONALS = ("learned", "sinusoidal", "rope", "alibi", "none")
@@ -80,8 +81,32 @@ def check_config(c: ModelConfig) -> None:
         raise ValueError(f"n_heads: {c.n_heads} does not divide d_model {c.d_model}")
 
 
+def make_block(c: ModelConfig, layer: int, **kw) -> TransformerBlock:
+    """Block ``layer`` of the model: causal, with the config's choices."""
+    inner = c.positional if c.positional in ("rope", "alibi") else "none"
+    return TransformerBlock(c.d_model, c.n_heads, c.ff_mult * c.d_model, mixer=c.mixer,
+                            causal=True, residual=c.residual, norm=c.norm,
+                            activation=c.activation, eps=c.eps, positional=inner, impl=c.impl,
+                            **kw)
+
+
+def unembedding(c: ModelConfig, tok_emb: nn.Embedding, **kw) -> nn.Parameter | None:
+    """The unembedding's own matrix, or None when tied (the output uses the embedding)."""
+    return None if c.tie_weights else nn.Parameter(torch.zeros(c.vocab_size, c.d_model, **kw))
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the targets that are not padding (``IGNORE``), in float32
+    at least: ``logits (B, T, V)``, ``targets (B, T)``."""
+    logits = logits.reshape(-1, logits.shape[-1])
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    return F.cross_entropy(logits, targets.reshape(-1), ignore_index=IGNORE)
+
+
 class CausalLM(nn.Module):
-    """``forward(idx: (B, T) long, targets: (B, T) | None) -> (logits (B, T, V), loss)``."""
+    """``forward(idx: (B, T) long, targets: (B, T) | None) -> (logits (B, T, V), loss)``;
+    targets equal to ``IGNORE`` are padding (no loss)."""
 
     def __init__(self, config: ModelConfig, device=None, dtype=None):
         super().__init__()
@@ -91,20 +116,13 @@ class CausalLM(nn.Module):
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model, **kw)
         self.pos_emb = (nn.Parameter(torch.zeros(c.context, c.d_model, **kw))
                         if c.positional == "learned" else None)
-        inner = c.positional if c.positional in ("rope", "alibi") else "none"
-        self.blocks = nn.ModuleList(
-            TransformerBlock(c.d_model, c.n_heads, c.ff_mult * c.d_model, mixer=c.mixer,
-                             causal=True, residual=c.residual, norm=c.norm,
-                             activation=c.activation, eps=c.eps, positional=inner,
-                             impl=c.impl, **kw)
-            for _ in range(c.n_layers))
+        self.blocks = nn.ModuleList(make_block(c, layer, **kw) for layer in range(c.n_layers))
         self.norm_weight = self.norm_bias = None
         if c.final_norm and c.norm != "none":
             self.norm_weight = nn.Parameter(torch.ones(c.d_model, **kw))
             if c.norm == "layer":
                 self.norm_bias = nn.Parameter(torch.zeros(c.d_model, **kw))
-        self.unembed = (None if c.tie_weights
-                        else nn.Parameter(torch.zeros(c.vocab_size, c.d_model, **kw)))
+        self.unembed = unembedding(c, self.tok_emb, **kw)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -157,7 +175,7 @@ class CausalLM(nn.Module):
         logits = x @ self.output_weight.t()
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(B * T, -1).float(), targets.reshape(B * T))
+            loss = lm_loss(logits, targets)
         return logits, loss
 
     @torch.no_grad()

@@ -10,13 +10,20 @@
   checkpointed (``best.pt``), the latest state too (``last.pt``), and ``resume=True`` goes on
   from it: on CPU, a run stopped at step k and resumed gives the same losses bit for bit.
 - One folder a run: ``config.json``, ``metrics.jsonl`` (step, train/val loss, lr, grad norm,
-  clipped, tokens/s, elapsed), ``best.pt``, ``last.pt``, ``samples.txt``.
+  clipped, tokens/s, elapsed; at the end the loss over every validation token), ``best.pt``,
+  ``last.pt``, ``samples.txt``.
+- Distributed: under ``torchrun --nproc_per_node N`` the same trainer runs
+  DistributedDataParallel (gloo on CPU, nccl on CUDA). Every rank draws the same global batch
+  of ``N x batch_size`` windows from the shared generator and trains on its slice, so N
+  processes take the steps one process takes on the concatenated batch; rank 0 writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -45,6 +52,7 @@ class TrainConfig:
     eval_windows: int = 200
     seed: int = 1337
     device: str = "cpu"
+    dtype: str = "float32"  # the parameters' dtype (float64: the tests' exact comparisons)
     text: str | None = None  # a text file; None: tiny Shakespeare
 
     @classmethod
@@ -137,20 +145,66 @@ def _progress(step, total, loss, tps, start, stream=sys.stderr):
 
 @torch.no_grad()
 def evaluate(model, windows, cfg: TrainConfig) -> float:
+    """Mean loss over ``windows`` (x, y), each target counted once (padding, ``IGNORE``,
+    not at all)."""
     model.eval()
     xs, ys = windows
-    total = 0.0
+    total, count = 0.0, 0
     for i in range(0, len(xs), cfg.batch_size):
+        y = ys[i:i + cfg.batch_size]
+        n = int((y != data.IGNORE).sum())
         with _autocast(cfg):
-            _, loss = model(xs[i:i + cfg.batch_size].to(cfg.device),
-                            ys[i:i + cfg.batch_size].to(cfg.device))
-        total += float(loss) * len(xs[i:i + cfg.batch_size])
+            _, loss = model(xs[i:i + cfg.batch_size].to(cfg.device), y.to(cfg.device))
+        total, count = total + float(loss) * n, count + n
     model.train()
-    return total / len(xs)
+    return total / count
 
 
 def _autocast(cfg):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.device.startswith("cuda"))
+
+
+def accumulate(model, micro_batches, cfg: TrainConfig) -> float:
+    """Forward and backward over ``micro_batches`` [(x, y), ...], each loss divided by their
+    number k, so the gradients are those of one batch made of all of them; the mean loss.
+    A DistributedDataParallel model averages over ranks once, on the last micro-batch."""
+    k, total = len(micro_batches), 0.0
+    for i, (x, y) in enumerate(micro_batches):
+        sync = i == k - 1 or not hasattr(model, "no_sync")
+        with contextlib.nullcontext() if sync else model.no_sync(), _autocast(cfg):
+            _, loss = model(x.to(cfg.device), y.to(cfg.device))
+        (loss / k).backward()
+        total += float(loss.detach())
+    return total / k
+
+
+def load_checkpoint(path: Path, model, opts, gen: torch.Generator) -> tuple[int, float]:
+    """Restore the model, every optimizer's state and the batch generator from
+    ``last.pt``; (step, best validation loss)."""
+    state = torch.load(path, weights_only=False, map_location=next(model.parameters()).device)
+    model.load_state_dict(state["model"])
+    for o, s in zip(opts, state["optimizers"], strict=True):
+        o.load_state_dict(s)
+    gen.set_state(state["generator"])
+    return state["step"], state["best_val"]
+
+
+def distributed(cfg: TrainConfig) -> tuple[int, int, str]:
+    """(rank, world size, device) from torchrun's environment (WORLD_SIZE, RANK,
+    LOCAL_RANK, MASTER_ADDR/PORT), starting the process group once; (0, 1, cfg.device)
+    without it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, cfg.device
+    import torch.distributed as dist
+
+    cuda = cfg.device.startswith("cuda")
+    device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else cfg.device
+    if not dist.is_initialized():
+        if cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), world, device
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: bool = False,
@@ -158,49 +212,61 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
     """Train ``model_cfg`` by ``cfg`` into the folder ``out``. ``resume``: go on from
     ``out/last.pt``; ``stop_at``: stop after that step (as if interrupted; resume later)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    rank, world, device = distributed(cfg)
+    if device != cfg.device:
+        cfg = TrainConfig.from_dict({**asdict(cfg), "device": device})
+    lead = rank == 0  # writes the run folder
+    if lead:
+        out.mkdir(parents=True, exist_ok=True)
     text = data.load_text(cfg.text)
     tok = data.CharTokenizer.from_text(text)
     if model_cfg.vocab_size != tok.vocab_size:
         model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "vocab_size": tok.vocab_size})
     train_tokens, val_tokens = data.split(tok.encode(text))
     torch.manual_seed(cfg.seed)
-    model = CausalLM(model_cfg, device=cfg.device)
+    model = CausalLM(model_cfg, device=cfg.device, dtype=getattr(torch, cfg.dtype))
     opts = make_optimizers(model, cfg)
+    stepper = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        stepper = DistributedDataParallel(model)
     gen = torch.Generator().manual_seed(cfg.seed)
     val_windows = data.eval_windows(val_tokens, model_cfg.context, cfg.eval_windows, seed=1)
     train_windows = data.eval_windows(train_tokens, model_cfg.context, cfg.eval_windows, seed=2)
     step, best, metrics = 0, math.inf, []
     if resume:
-        state = torch.load(out / "last.pt", weights_only=False)
-        model.load_state_dict(state["model"])
-        for o, s in zip(opts, state["optimizers"], strict=True):
-            o.load_state_dict(s)
-        gen.set_state(state["generator"])
-        step, best = state["step"], state["best_val"]
+        step, best = load_checkpoint(out / "last.pt", model, opts, gen)
         metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
                    if json.loads(line)["step"] <= step]
-    else:
+    elif lead:
         (out / "config.json").write_text(json.dumps(
-            {"model": model_cfg.to_dict(), "train": asdict(cfg), "chars": tok.chars}, indent=2))
-    with open(out / "metrics.jsonl", "w") as f:
-        for m in metrics:
-            f.write(json.dumps(m) + "\n")
+            {"model": model_cfg.to_dict(), "train": asdict(cfg), "chars": tok.chars,
+             "world_size": world}, indent=2))
+    if lead:
+        with open(out / "metrics.jsonl", "w") as f:
+            for m in metrics:
+                f.write(json.dumps(m) + "\n")
     start = time.perf_counter()
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * model_cfg.context
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * model_cfg.context * world
+    mine = slice(rank * cfg.batch_size, (rank + 1) * cfg.batch_size)
     while step < cfg.steps and (stop_at is None or step < stop_at):
         lrs = [lr_at(step, o.peak, cfg) for o in opts]
         for o, lr in zip(opts, lrs, strict=True):
             for group in o.param_groups:
                 group["lr"] = lr
         t0 = time.perf_counter()
-        loss_sum = 0.0
-        for _ in range(cfg.grad_accum):
-            x, y = data.batch(train_tokens, cfg.batch_size, model_cfg.context, gen)
-            with _autocast(cfg):
-                _, loss = model(x.to(cfg.device), y.to(cfg.device))
-            (loss / cfg.grad_accum).backward()
-            loss_sum += float(loss.detach())
+        micro = []
+        for _ in range(cfg.grad_accum):  # the global batch, then this rank's rows
+            x, y = data.batch(train_tokens, cfg.batch_size * world, model_cfg.context, gen)
+            micro.append((x[mine], y[mine]))
+        loss = accumulate(stepper, micro, cfg)
+        if world > 1:
+            import torch.distributed as dist
+
+            mean = torch.tensor([loss], dtype=torch.float64, device=cfg.device)
+            dist.all_reduce(mean)
+            loss = float(mean) / world
         params = [p for p in model.parameters() if p.grad is not None]
         norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip
                                                     else math.inf))
@@ -209,7 +275,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
             o.zero_grad(set_to_none=True)
         step += 1
         tps = tokens_per_step / (time.perf_counter() - t0)
-        row = {"step": step, "train_loss": loss_sum / cfg.grad_accum, "lr": lrs[0],
+        row = {"step": step, "train_loss": loss, "lr": lrs[0],
                "grad_norm": norm, "clipped": bool(cfg.grad_clip and norm > cfg.grad_clip),
                "tokens_per_s": tps, "elapsed": time.perf_counter() - start}
         if step % cfg.eval_every == 0 or step == cfg.steps:
@@ -217,19 +283,28 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
             row["eval_train_loss"] = evaluate(model, train_windows, cfg)
             if row["val_loss"] < best:
                 best = row["val_loss"]
-                torch.save({"model": model.state_dict(), "config": model_cfg.to_dict(),
-                            "step": step, "val_loss": best, "chars": tok.chars},
-                           out / "best.pt")
+                if lead:
+                    torch.save({"model": model.state_dict(), "config": model_cfg.to_dict(),
+                                "step": step, "val_loss": best, "chars": tok.chars},
+                               out / "best.pt")
+        if step == cfg.steps:  # every validation token once
+            row["val_loss_all"] = evaluate(
+                model, data.padded_windows(val_tokens, model_cfg.context), cfg)
         metrics.append(row)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if progress and (sys.stderr.isatty() or "val_loss" in row):
+        if lead:
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if lead and progress and (sys.stderr.isatty() or "val_loss" in row):
             _progress(step, cfg.steps, row["train_loss"], tps, start)
-        if "val_loss" in row or step == stop_at:  # resume from here
+        if lead and ("val_loss" in row or step == stop_at):  # resume from here
             torch.save({"model": model.state_dict(), "optimizers": [o.state_dict() for o in opts],
                         "generator": gen.get_state(), "step": step, "best_val": best},
                        out / "last.pt")
-    if step == cfg.steps:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # last.pt is written before any rank returns
+    if lead and step == cfg.steps:
         (out / "samples.txt").write_text(sample_text(model, tok, "\n", 300, seed=cfg.seed))
     return Run(out, model, metrics, best)
 
