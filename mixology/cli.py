@@ -434,6 +434,8 @@ def cmd_train(args) -> int:
     except ValueError as e:
         return _usage_error("train", str(e).splitlines()[0])
     last = run.metrics[-1] if run.metrics else {}
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return 0
     print(f"{run.out}: {len(run.metrics)} steps, best validation loss {run.best_val:.4f}, "
           f"last train loss {last.get('train_loss', float('nan')):.4f}")
     return 0
