@@ -10,6 +10,7 @@ holds, every mutant is rejected and every property rejects a mutant.
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import torch
 from einops import einsum
 
 from mixology.lab import data, model, train
+from mixology.tolerance import FACTOR
 
 LAB_PROPERTIES: dict[str, Callable[[], None]] = {}
 
@@ -294,3 +296,39 @@ def muon_update_in_the_newton_schulz_band():
     lo, hi = newton_schulz_band(float(x.min()))
     assert lo - bound <= float(got.min()) and float(got.max()) <= hi + bound, \
         f"singular values {float(got.min()):.3f}..{float(got.max()):.3f} outside [{lo:.3f}, {hi:.3f}]"
+
+
+CONVERGENCE_MODEL = dict(vocab_size=65, context=16, d_model=16, n_layers=1, n_heads=2,
+                         ff_mult=2)
+
+
+def loss_curve(impl: str, dtype: str = "float32", steps: int = 50) -> torch.Tensor:
+    """Training losses of the tiny convergence model on ``impl``, in ``dtype``, step by step
+    (every run starts from the same float32-drawn weights and sees the same batches)."""
+    cfg = tiny_train_config(steps=steps, eval_every=steps, warmup=5, dtype=dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = train.train(model.ModelConfig(**CONVERGENCE_MODEL, impl=impl), cfg, tmp,
+                          progress=False)
+    return torch.tensor([r["train_loss"] for r in run.metrics], dtype=torch.float64)
+
+
+@functools.lru_cache(maxsize=4)
+def _reference_curves(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(float64 reference curve, running max of the float32 reference's drift from it)."""
+    exact = loss_curve("reference", "float64", steps)
+    return exact, (loss_curve("reference", "float32", steps) - exact).abs().cummax(0).values
+
+
+def follows_the_reference_loss_curve(impl: str, steps: int = 50) -> None:
+    """A tiny model trained ``steps`` steps on ``impl`` (float32) follows the float64
+    reference's loss curve: at every step within 2x the largest drift of the float32
+    reference from it so far, plus one float32 rounding of the loss (Liger-Kernel's
+    convergence tests, with the tolerance derived rather than chosen)."""
+    exact, drift = _reference_curves(steps)
+    bound = FACTOR * drift + torch.finfo(torch.float32).eps * exact.abs()
+    err = (loss_curve(impl, "float32", steps) - exact).abs()
+    bad = (err > bound).nonzero().flatten().tolist()
+    assert not bad, (f"{impl}: {len(bad)} of {steps} steps off the float64 reference's loss "
+                     f"curve; first at step {bad[0] + 1}: off by {err[bad[0]]:.3e} > "
+                     f"{bound[bad[0]]:.3e} (2 x the float32 reference's drift so far + one "
+                     "rounding)")

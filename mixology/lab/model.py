@@ -81,13 +81,14 @@ def check_config(c: ModelConfig) -> None:
         raise ValueError(f"n_heads: {c.n_heads} does not divide d_model {c.d_model}")
 
 
-def make_block(c: ModelConfig, layer: int, **kw) -> TransformerBlock:
-    """Block ``layer`` of the model: causal, with the config's choices."""
+def make_block(c: ModelConfig, layer: int, impl=None, **kw) -> TransformerBlock:
+    """Block ``layer`` of the model: causal, with the config's choices (``impl``: a
+    transformer_block implementation, name or callable, other than the config's)."""
     inner = c.positional if c.positional in ("rope", "alibi") else "none"
     return TransformerBlock(c.d_model, c.n_heads, c.ff_mult * c.d_model, mixer=c.mixer,
                             causal=True, residual=c.residual, norm=c.norm,
-                            activation=c.activation, eps=c.eps, positional=inner, impl=c.impl,
-                            **kw)
+                            activation=c.activation, eps=c.eps, positional=inner,
+                            impl=impl or c.impl, **kw)
 
 
 def unembedding(c: ModelConfig, tok_emb: nn.Embedding, **kw) -> nn.Parameter | None:

@@ -224,7 +224,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
         model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "vocab_size": tok.vocab_size})
     train_tokens, val_tokens = data.split(tok.encode(text))
     torch.manual_seed(cfg.seed)
-    model = CausalLM(model_cfg, device=cfg.device, dtype=getattr(torch, cfg.dtype))
+    # drawn in float32 whatever the dtype, so a float64 run starts from the same weights
+    model = CausalLM(model_cfg, device=cfg.device).to(getattr(torch, cfg.dtype))
     opts = make_optimizers(model, cfg)
     stepper = model
     if world > 1:
