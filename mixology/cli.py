@@ -406,12 +406,24 @@ def _parse_value(text: str):
     return text
 
 
+def cmd_explain(args) -> int:
+    """Print the walkthrough of a block (mixology/explain.py)."""
+    from mixology import explain
+
+    try:
+        text = explain.explain(args.topic, B=args.B, T=args.T, D=args.D, H=args.H)
+    except ValueError as e:
+        return _usage_error("explain", str(e))
+    print(text, end="")
+    return 0
+
+
 def cmd_train(args) -> int:
     """Train a lab model: a preset, --set overrides of its model or training config."""
     from dataclasses import fields
 
     from mixology.lab.model import ModelConfig, preset
-    from mixology.lab.train import TrainConfig, train
+    from mixology.lab.train import TRAIN_PRESETS, TrainConfig, train
 
     model_keys = {f.name for f in fields(ModelConfig)}
     train_keys = {f.name for f in fields(TrainConfig)}
@@ -428,7 +440,7 @@ def cmd_train(args) -> int:
             return _usage_error("train", f"--set: unknown key {key!r}")
     try:
         model_cfg = preset(args.preset, **m)
-        train_cfg = TrainConfig.from_dict({**_TRAIN_PRESETS.get(args.preset, {}), **t})
+        train_cfg = TrainConfig.from_dict({**TRAIN_PRESETS.get(args.preset, {}), **t})
         run = train(model_cfg, train_cfg, args.out or os.path.join("runs", args.preset),
                     resume=args.resume)
     except ValueError as e:
@@ -441,18 +453,12 @@ def cmd_train(args) -> int:
     return 0
 
 
-# training settings that go with the model presets (nanoGPT's shakespeare-char recipes)
-_TRAIN_PRESETS = {
-    "shakespeare-char": dict(steps=5000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup=100,
-                             eval_every=250, device="cuda"),
-    "shakespeare-char-cpu": dict(steps=2000, batch_size=12, lr=1e-3, min_lr=1e-4, warmup=100,
-                                 eval_every=250),
-}
 
 
 def cmd_compare(args) -> int:
     """Every grid config x seed, a table of the final validation loss and a PNG of the curves."""
     from mixology.lab import compare
+    from mixology.lab.train import TRAIN_PRESETS
 
     grid, base = {}, {}
     for item in args.grid or []:
@@ -467,7 +473,7 @@ def cmd_compare(args) -> int:
         base[key] = _parse_value(value)
     if args.seeds < 1:
         return _usage_error("compare", f"--seeds must be >= 1, got {args.seeds}")
-    base = {**_TRAIN_PRESETS.get(args.preset, {}), **base}
+    base = {**TRAIN_PRESETS.get(args.preset, {}), **base}
     try:
         rows = compare.run_grid(args.preset, grid, args.seeds, args.out, base)
     except ValueError as e:
@@ -611,6 +617,12 @@ def main(argv=None) -> int:
     sa.add_argument("--top-k", type=int, default=200)
     sa.add_argument("--seed", type=int, default=0)
     sa.set_defaults(func=cmd_sample)
+
+    ex = sub.add_parser("explain", help="walk through a block step by step (text)")
+    ex.add_argument("topic", help="token_mixer | ffn | swiglu | attention")
+    for name in ("B", "T", "D", "H"):
+        ex.add_argument(f"--{name}", type=int, default=None)
+    ex.set_defaults(func=cmd_explain)
 
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)

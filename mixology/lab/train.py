@@ -60,6 +60,15 @@ class TrainConfig:
         return config_from_dict(cls, d)
 
 
+# training settings that go with the model presets (nanoGPT's shakespeare-char recipes)
+TRAIN_PRESETS = {
+    "shakespeare-char": dict(steps=5000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup=100,
+                             eval_every=250, device="cuda"),
+    "shakespeare-char-cpu": dict(steps=2000, batch_size=12, lr=1e-3, min_lr=1e-4, warmup=100,
+                                 eval_every=250),
+}
+
+
 def lr_at(step: int, peak: float, cfg: TrainConfig) -> float:
     """Linear warm-up from peak/warmup to peak over ``warmup`` steps, then cosine to
     ``peak · min_lr/lr`` at the last step."""
