@@ -406,6 +406,35 @@ def _parse_value(text: str):
     return text
 
 
+def cmd_report(args) -> int:
+    """The HTML report of lab runs (mixology/lab/report.py)."""
+    from mixology.lab import report
+
+    out = args.out or os.path.join(args.run_dirs[0], "report.html")
+    try:
+        path = report.build(args.run_dirs, out, args.prompt)
+    except ValueError as e:
+        return _usage_error("report", str(e).splitlines()[0])
+    print(f"{path} ({path.stat().st_size / 1e3:.0f} kB) and its PNGs beside it")
+    return 0
+
+
+def cmd_circuits(args) -> int:
+    """Per head, the top singular values and token pairs of QK and OV; heatmaps."""
+    from mixology.lab import circuits
+    from mixology.lab.train import load_run
+
+    try:
+        model, tok = load_run(args.run_dir)
+        print(circuits.summary(model, tok.chars, args.top))
+        paths = circuits.heatmaps(model, tok.chars,
+                                  args.out or os.path.join(args.run_dir, "circuits"))
+    except ValueError as e:
+        return _usage_error("circuits", str(e).splitlines()[0])
+    print(f"{len(paths)} heatmap(s) in {os.path.dirname(paths[0])}")
+    return 0
+
+
 def cmd_explain(args) -> int:
     """Print the walkthrough of a block (mixology/explain.py)."""
     from mixology import explain
@@ -617,6 +646,18 @@ def main(argv=None) -> int:
     sa.add_argument("--top-k", type=int, default=200)
     sa.add_argument("--seed", type=int, default=0)
     sa.set_defaults(func=cmd_sample)
+
+    rp = sub.add_parser("report", help="one HTML report of lab runs (images embedded)")
+    rp.add_argument("run_dirs", nargs="+")
+    rp.add_argument("--out", default=None, help="the HTML file (default RUN_DIR/report.html)")
+    rp.add_argument("--prompt", default="ROMEO:\nWhat say")
+    rp.set_defaults(func=cmd_report)
+
+    ci = sub.add_parser("circuits", help="QK/OV circuits of an attention-only run")
+    ci.add_argument("run_dir")
+    ci.add_argument("--top", type=int, default=5)
+    ci.add_argument("--out", default=None, help="heatmaps folder (default RUN_DIR/circuits)")
+    ci.set_defaults(func=cmd_circuits)
 
     ex = sub.add_parser("explain", help="walk through a block step by step (text)")
     ex.add_argument("topic", help="token_mixer | ffn | swiglu | attention")

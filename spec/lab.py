@@ -106,6 +106,28 @@ def whole_model_is_causal():
 
 
 @lab_property
+def trace_is_the_model():
+    """The sublayer-by-sublayer trace (lab.inspect, the reference composition on each
+    block's parameters) gives the model's logits (float64, to 1e-12 of their scale) in every
+    causal configuration, its patterns are causal, and softmax's rows sum to one."""
+    from mixology.lab import inspect
+
+    for cfg in CAUSAL_CONFIGS:
+        m = tiny_model(**cfg)
+        idx = torch.randint(0, 11, (2, 8), generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            want, _ = m(idx)
+            layers, got = inspect.trace(m, idx)
+        err = float((got - want).abs().max() / want.abs().max())
+        assert err <= 1e-12, f"{cfg}: the trace misses the logits by {err:.1e}"
+        for layer, t in enumerate(layers):
+            a = t["pattern"]
+            assert not a.triu(1).any(), f"{cfg}: layer {layer} attends to later tokens"
+            if cfg["mixer"] == "softmax_attention":
+                assert torch.allclose(a.sum(-1), torch.ones(()).double()), cfg
+
+
+@lab_property
 def initial_loss_is_ln_vocab():
     """At init (std 0.02, final LayerNorm, tied weights) the logits have std σ ≈ 0.02·√d_model
     = 0.23 at d = 128, so the loss is ln V + σ²/2 ≈ ln V + 0.03; with tied weights the input

@@ -231,3 +231,78 @@ def quadratic_tensor(m: CausalLM, layer: int, head: int, tokens: torch.Tensor) -
     a, b = qk.A[tokens], qk.B[:, tokens]
     d = m.config.d_model // m.config.n_heads
     return einsum(a, b, a, b, "i r, r k, j s, s l -> i j k l") / d
+
+
+# --- what `mixology circuits RUN_DIR` prints and draws ----------------------------------
+
+def _char(c: str) -> str:
+    return repr(c)[1:-1] if not c.isprintable() or c == " " else c
+
+
+def _top_pairs(full: torch.Tensor, chars: str, n: int) -> str:
+    flat = full.flatten().topk(n).indices
+    V = full.shape[1]
+    return "  ".join(f"{_char(chars[int(i) // V])}->{_char(chars[int(i) % V])} "
+                     f"{float(full.flatten()[i]):+.2f}" for i in flat)
+
+
+def summary(m: CausalLM, chars: str, top: int = 5) -> str:
+    """Per layer and head: the top singular values of QK and OV, and their top token pairs
+    (QK: query -> key the head attends to most through the embedding; OV: source token ->
+    the logit it raises most)."""
+    check_attention_only(m)
+    m = m.double().requires_grad_(False)
+    c = m.config
+    lines = [f"attention-only model: {c.n_layers} layer(s) x {c.n_heads} heads, "
+             f"{c.mixer}, positional={c.positional}, vocab {c.vocab_size}",
+             "QK is E' W_Q' W_K'ᵀ E'ᵀ (layer 1's direct QK circuit; RoPE adds a rotation per "
+             "offset, not shown); OV is E' W_V' W_O W_Uᵀ"]
+    for layer in range(c.n_layers):
+        for head in range(c.n_heads):
+            qk, ov = qk_circuit(m, layer, head), ov_circuit(m, layer, head)
+            sq, so = qk.svd()[1][:top], ov.svd()[1][:top]
+            lines += [f"L{layer}H{head}",
+                      "  QK singular values: " + " ".join(f"{float(v):.3g}" for v in sq),
+                      "  QK top query->key:  " + _top_pairs(qk.full(), chars, top),
+                      "  OV singular values: " + " ".join(f"{float(v):.3g}" for v in so),
+                      "  OV top source->out: " + _top_pairs(ov.full(), chars, top)]
+    return "\n".join(lines)
+
+
+def heatmaps(m: CausalLM, chars: str, out_dir) -> list:
+    """One PNG per layer and head: its QK and OV circuits over the vocabulary."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    check_attention_only(m)
+    m = m.double().requires_grad_(False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = [_char(ch) for ch in chars]
+    paths = []
+    for layer in range(m.config.n_layers):
+        for head in range(m.config.n_heads):
+            fig, axes = plt.subplots(1, 2, figsize=(13, 6))
+            for ax, (name, fm, ylab, xlab) in zip(axes, (
+                    ("QK", qk_circuit(m, layer, head), "query token", "key token"),
+                    ("OV", ov_circuit(m, layer, head), "source token", "output logit")),
+                    strict=True):
+                full = fm.full().numpy()
+                lim = abs(full).max()
+                im = ax.imshow(full, cmap="RdBu_r", vmin=-lim, vmax=lim)
+                ax.set_title(f"L{layer}H{head} {name} circuit")
+                ax.set_xlabel(xlab)
+                ax.set_ylabel(ylab)
+                ax.set_xticks(range(len(labels)), labels, fontsize=5)
+                ax.set_yticks(range(len(labels)), labels, fontsize=5)
+                fig.colorbar(im, ax=ax, shrink=0.7)
+            fig.tight_layout()
+            path = out / f"L{layer}H{head}.png"
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+            paths.append(path)
+    return paths

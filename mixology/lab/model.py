@@ -158,26 +158,32 @@ class CausalLM(nn.Module):
         return registry.get(name, self.config.impl if self.config.impl in impls
                             else "reference").fn
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """The residual stream entering block 1: token embedding + position encoding."""
         c = self.config
-        B, T = idx.shape
-        if T > c.context:
-            raise ValueError(f"idx: {T} tokens, more than the context {c.context}")
+        if idx.shape[1] > c.context:
+            raise ValueError(f"idx: {idx.shape[1]} tokens, more than the context {c.context}")
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
-            x = x + self.pos_emb[:T]
+            x = x + self.pos_emb[:idx.shape[1]]
         elif c.positional == "sinusoidal":
             x = self._op("sinusoidal")(x)
-        for block in self.blocks:
-            x = block(x)
+        return x
+
+    def unembed_stream(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits from the residual stream leaving the last block: final norm, unembedding."""
+        c = self.config
         if self.norm_weight is not None:
             x = (self._op("layer_norm")(x, self.norm_weight, self.norm_bias, c.eps)
                  if c.norm == "layer" else self._op("rms_norm")(x, self.norm_weight, c.eps))
-        logits = x @ self.output_weight.t()
-        loss = None
-        if targets is not None:
-            loss = lm_loss(logits, targets)
-        return logits, loss
+        return x @ self.output_weight.t()
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.unembed_stream(x)
+        return logits, None if targets is None else lm_loss(logits, targets)
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, new_tokens: int, *, temperature: float = 1.0,

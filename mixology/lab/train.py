@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from mixology.lab import data
+from mixology.lab import inspect as lab_inspect
 from mixology.lab.model import CausalLM, ModelConfig, config_from_dict
 
 
@@ -54,6 +55,9 @@ class TrainConfig:
     device: str = "cpu"
     dtype: str = "float32"  # the parameters' dtype (float64: the tests' exact comparisons)
     text: str | None = None  # a text file; None: tiny Shakespeare
+    stats: bool = True  # per-layer statistics at each evaluation, into stats.jsonl
+    eval_all: bool = True  # at the end, the loss over every validation token (val_loss_all)
+    sample_tokens: int = 300  # at the end, a sample of this many characters (0: none)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -257,6 +261,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
         with open(out / "metrics.jsonl", "w") as f:
             for m in metrics:
                 f.write(json.dumps(m) + "\n")
+    probe = val_windows[0][:8]  # the statistics' fixed batch
+    clipped, stats_s = sum(m["clipped"] for m in metrics), 0.0
+    if lead:  # a resumed run keeps the statistics up to its step
+        path = out / "stats.jsonl"
+        kept = [line for line in (path.read_text().splitlines() if resume and path.exists()
+                                  else []) if json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in kept))
     start = time.perf_counter()
     tokens_per_step = cfg.batch_size * cfg.grad_accum * model_cfg.context * world
     mine = slice(rank * cfg.batch_size, (rank + 1) * cfg.batch_size)
@@ -277,6 +288,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
             mean = torch.tensor([loss], dtype=torch.float64, device=cfg.device)
             dist.all_reduce(mean)
             loss = float(mean) / world
+        evaluating = (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps
+        t1 = time.perf_counter()
+        grads = lab_inspect.grad_rms(model) if cfg.stats and evaluating else None
+        grads_s = time.perf_counter() - t1
         params = [p for p in model.parameters() if p.grad is not None]
         norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip
                                                     else math.inf))
@@ -297,13 +312,25 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
                     torch.save({"model": model.state_dict(), "config": model_cfg.to_dict(),
                                 "step": step, "val_loss": best, "chars": tok.chars},
                                out / "best.pt")
-        if step == cfg.steps:  # every validation token once
+        if step == cfg.steps and cfg.eval_all:  # every validation token once
             row["val_loss_all"] = evaluate(
                 model, data.padded_windows(val_tokens, model_cfg.context), cfg)
         metrics.append(row)
+        clipped += row["clipped"]
         if lead:
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
+            if grads is not None:  # at each evaluation: the statistics of every layer
+                t1 = time.perf_counter()
+                layers = lab_inspect.layer_stats(model, probe.to(cfg.device))
+                for layer, g in zip(layers, grads, strict=True):
+                    layer["grad_rms"] = g
+                stats_s += time.perf_counter() - t1 + grads_s
+                with open(out / "stats.jsonl", "a") as f:
+                    f.write(json.dumps({"step": step, "layers": layers,
+                                        "clip_fraction": clipped / step,
+                                        "stats_s": stats_s,
+                                        "elapsed": time.perf_counter() - start}) + "\n")
         if lead and progress and (sys.stderr.isatty() or "val_loss" in row):
             _progress(step, cfg.steps, row["train_loss"], tps, start)
         if lead and ("val_loss" in row or step == stop_at):  # resume from here
@@ -314,8 +341,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
         import torch.distributed as dist
 
         dist.barrier()  # last.pt is written before any rank returns
-    if lead and step == cfg.steps:
-        (out / "samples.txt").write_text(sample_text(model, tok, "\n", 300, seed=cfg.seed))
+    if lead and step == cfg.steps and cfg.sample_tokens:
+        (out / "samples.txt").write_text(sample_text(model, tok, "\n", cfg.sample_tokens,
+                                                     seed=cfg.seed))
     return Run(out, model, metrics, best)
 
 

@@ -1,0 +1,68 @@
+"""Training statistics in the run folder, and the HTML report: every image decodes."""
+
+import base64
+import io
+import json
+import math
+from html.parser import HTMLParser
+
+from mixology.lab import report
+from mixology.lab.model import preset
+from mixology.lab.train import TrainConfig, train
+from spec.lab import tiny_text
+
+
+def _run(path, **kw):
+    cfg = TrainConfig(**{**dict(steps=6, batch_size=4, eval_every=3, eval_windows=4, warmup=1,
+                                text=tiny_text()), **kw})
+    model = preset("shakespeare-char-cpu", d_model=16, n_heads=2, context=16, n_layers=2)
+    return train(model, cfg, path, progress=False)
+
+
+def test_each_evaluation_records_every_layers_statistics(tmp_path):
+    _run(tmp_path / "a", grad_clip=1e-3)  # clips every step
+    rows = [json.loads(line) for line in (tmp_path / "a" / "stats.jsonl").read_text()
+            .splitlines()]
+    assert [r["step"] for r in rows] == [3, 6]
+    for r in rows:
+        assert len(r["layers"]) == 2 and r["clip_fraction"] == 1.0
+        for layer in r["layers"]:
+            for key in ("resid_rms", "mix_rms", "ffn_rms", "out_rms", "grad_rms"):
+                assert layer[key] > 0, (key, layer)
+            assert len(layer["entropy"]) == 2
+            assert all(0 <= e <= math.log(16) + 1e-9 for e in layer["entropy"])
+    _run(tmp_path / "b", stats=False)
+    assert (tmp_path / "b" / "stats.jsonl").read_text() == ""
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.srcs, self.spans = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.srcs.append(a["src"])
+        if tag == "span" and "title" in a:
+            self.spans += 1
+
+
+def test_report_is_one_page_whose_images_all_decode(tmp_path):
+    import matplotlib.image
+
+    _run(tmp_path / "a")
+    _run(tmp_path / "b", optimizer="muon")
+    out = report.build([tmp_path / "a", tmp_path / "b"], tmp_path / "r" / "report.html")
+    page = out.read_text()
+    parser = _Images()
+    parser.feed(page)
+    assert len(parser.srcs) == 4  # loss curves, 2 x statistics, attention
+    for src in parser.srcs:
+        head, b64 = src.split(",", 1)
+        assert head == "data:image/png;base64"
+        img = matplotlib.image.imread(io.BytesIO(base64.b64decode(b64)), format="png")
+        assert img.shape[0] > 100 and img.shape[1] > 100
+    assert parser.spans == 16  # one coloured character per validation token (context 16)
+    assert len(list((tmp_path / "r").glob("report_*.png"))) == 4
+    assert "Samples" in page and page.count("<h3>") == 2
