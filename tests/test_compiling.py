@@ -19,3 +19,30 @@ def test_compiled_gradient_of_an_expanded_input_is_the_references(op):
         registry.get(op, impl).fn(x, 1).backward(g)
         grads.append(x.grad)
     assert torch.equal(grads[0], grads[1])
+
+
+def test_an_exhausted_recompile_budget_compiles_afresh_not_eagerly():
+    """Past dynamo's recompile budget the compiled op resets the caches and compiles again:
+    the `thorough` profile's long sweep failed a correct implementation before this. With a
+    budget of 2, six dtype/size specialisations all run, each through a fresh compile (the
+    frame count grows), and each matches the reference."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from mixology import registry
+
+    fn = registry.get("softmax_attention", "compiled").fn
+    ref = registry.get("softmax_attention", "reference").fn
+    q = torch.randn(1, 2, 3, 4)
+    fn(q, q, q, True)  # compiles once, setting dynamo's budget (compile_reference)
+    saved = torch._dynamo.config.recompile_limit
+    torch._dynamo.config.recompile_limit = 2
+    try:
+        before = counters["stats"]["unique_graphs"]
+        for dtype in (torch.float32, torch.float64, torch.bfloat16):
+            for T in (1, 5):
+                q = torch.randn(1, 2, T, 4, dtype=dtype)
+                torch.testing.assert_close(fn(q, q, q, True), ref(q, q, q, True))
+        assert counters["stats"]["unique_graphs"] > before  # compiled, not eager
+    finally:
+        torch._dynamo.config.recompile_limit = saved
