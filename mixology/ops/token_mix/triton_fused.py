@@ -61,11 +61,13 @@ def _fused_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr,
 def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, db_ptr,
                       n_rows, T, D, HEAD_DIM, sxb, sxt, sxd, syb, syt, syd,
                       ACC: tl.constexpr, EMULATE_RNE: tl.constexpr,
-                      BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+                      BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr,
+                      RELOAD_W: tl.constexpr):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_D)[None, :]
     col_ok = cols < D
-    w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(ACC)
+    if not RELOAD_W:
+        w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(ACC)
     dw = tl.zeros([1, BLOCK_D], dtype=ACC)
     db = tl.zeros([1, BLOCK_D], dtype=ACC)
     for tile in range(pid, tl.cdiv(n_rows, BLOCK_ROWS), tl.num_programs(0)):
@@ -81,6 +83,10 @@ def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, 
         xhat = tl.where(mask, (resid.to(ACC) + mixed.to(ACC) - mean) * rstd, 0.0)
         dy = tl.load(dy_ptr + (rows // T) * syb + (rows % T) * syt + cols.to(tl.int64) * syd,
                      mask=mask, other=0.0).to(ACC)
+        if RELOAD_W:  # the widest rows read w again each tile (from cache), not held: one
+            # whole-row tile fewer in registers (D = 8192: sm_80 spilled 40 B, now none;
+            # sm_90 96 B, now 40); narrower rows keep it (reloading costs them registers)
+            w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(ACC)
         g = dy * w
         c1 = tl.sum(xhat * g, axis=1)[:, None] / D
         c2 = tl.sum(g, axis=1)[:, None] / D
@@ -135,7 +141,8 @@ def fused_backward(dy, x, weight, mean, rstd, num_heads):
             x, weight, dy, mean, rstd, dz, dw, db, n_rows, T, D, D // num_heads,
             *x.stride(), *dy.stride(),
             ACC=acc_dtype(x.dtype), EMULATE_RNE=emulate_bf16_rne(x.dtype),
-            BLOCK_ROWS=block_rows, BLOCK_D=block_d, num_warps=num_warps(block_rows, block_d),
+            BLOCK_ROWS=block_rows, BLOCK_D=block_d, RELOAD_W=block_d >= 8192,
+            num_warps=num_warps(block_rows, block_d),
         )
     dx = permute(dz, num_heads, inverse=True, residual=dz)
     return dx, dw.sum(0).to(weight.dtype), db.sum(0).to(weight.dtype)
