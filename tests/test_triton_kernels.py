@@ -87,6 +87,41 @@ def test_backward_programs_loop_over_many_tiles():
         torch.testing.assert_close(got, t.grad, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_backward_of_wide_rows_takes_the_column_kernel(dtype):
+    """D > 4096 (BLOCK_D = 8192): dweight/dbias come from _fused_dwdb_kernel, by columns,
+    over more row tiles than its grid has rows (the spec's ci tier stops at D = 1025). The
+    kernel-scale mutant that floors its column grid leaves the last 8 columns' dweight
+    unwritten and fails the same check."""
+    from mixology import mutating
+    from mixology.ops.token_mix import triton_fused
+
+    B, T, D, H = 3, 7, 4104, 4
+    assert triton.next_power_of_2(D) >= triton_fused.WIDE and D % triton_fused.DWDB_TILE[1]
+    g = torch.Generator().manual_seed(D)
+    x = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
+    w = (1 + torch.randn(D, generator=g, dtype=torch.float64)).to(dtype).to(DEVICE)
+    b = torch.randn(D, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
+    dy = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(DEVICE)
+
+    def run(fn, *args):
+        leaves = [leaf(a) for a in args]
+        fn(leaves[0], H, leaves[1], leaves[2], 1e-5).backward(dy.to(args[0].dtype))
+        return [t.grad for t in leaves]
+
+    names = ("dx", "dweight", "dbias")
+    low = run(ref.token_mixer, x, w, b)
+    f64 = run(ref.token_mixer, x.double(), w.double(), b.double())
+
+    def check(got):
+        assert_close({n: t for n, t in zip(names, zip(got, low, f64, strict=True),
+                                            strict=True)}, dtype)
+
+    check(run(triton_fused.token_mixer, x, w, b))
+    with mutating.floor_grid(triton_fused), pytest.raises(AssertionError):
+        check(run(triton_fused.token_mixer, x, w, b))
+
+
 def test_cpu_without_interpreter_is_a_clear_error(monkeypatch):
     from mixology.triton_utils import check_runnable
 

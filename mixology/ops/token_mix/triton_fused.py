@@ -7,6 +7,9 @@ inputs); it saves only the per-row mean and 1/std.
 Backward: z = x + mix(x), so dx = dz + unmix(dz) where dz is LayerNorm's input gradient.
 Kernel 1 recomputes z from x (cheaper than storing it), writes dz and per-program partial
 sums for dweight/dbias; the permutation kernel then forms ``dz + unmix(dz)`` in one pass.
+Rows of D > 4096 (BLOCK_D >= 8192) leave dweight/dbias to a column kernel
+(``_fused_dwdb_kernel``), which reads x and dy again: the row kernel then holds no
+accumulators, and does not spill.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, 
                       n_rows, T, D, HEAD_DIM, sxb, sxt, sxd, syb, syt, syd,
                       ACC: tl.constexpr, EMULATE_RNE: tl.constexpr,
                       BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr,
-                      RELOAD_W: tl.constexpr):
+                      RELOAD_W: tl.constexpr, DWDB: tl.constexpr):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_D)[None, :]
     col_ok = cols < D
@@ -93,10 +96,45 @@ def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, 
         dz = (g - xhat * c1 - c2) * rstd
         tl.store(dz_ptr + rows * D + cols, cast_out(dz, dz_ptr.dtype.element_ty, EMULATE_RNE),
                  mask=mask)
-        dw += tl.sum(dy * xhat, axis=0)[None, :]
-        db += tl.sum(dy, axis=0)[None, :]
-    tl.store(dw_ptr + pid.to(tl.int64) * D + cols, dw, mask=col_ok)
-    tl.store(db_ptr + pid.to(tl.int64) * D + cols, db, mask=col_ok)
+        if DWDB:
+            dw += tl.sum(dy * xhat, axis=0)[None, :]
+            db += tl.sum(dy, axis=0)[None, :]
+    if DWDB:
+        tl.store(dw_ptr + pid.to(tl.int64) * D + cols, dw, mask=col_ok)
+        tl.store(db_ptr + pid.to(tl.int64) * D + cols, db, mask=col_ok)
+
+
+@triton.jit
+def _fused_dwdb_kernel(x_ptr, dy_ptr, mean_ptr, rstd_ptr, dw_ptr, db_ptr,
+                       n_rows, T, D, HEAD_DIM, sxb, sxt, sxd, syb, syt, syd,
+                       ACC: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_C: tl.constexpr):
+    """dweight and dbias of wide rows, by columns: program (c, r) sums columns
+    c·BLOCK_C.. of dy·x̂ and dy over row tiles r, r + n, r + 2n, ... into row r of the
+    partial sums (x̂ recomputed from x, mean and rstd, as the row kernel does)."""
+    pid_c = tl.program_id(0)
+    pid_r = tl.program_id(1)
+    cols = (pid_c * BLOCK_C + tl.arange(0, BLOCK_C))[None, :]
+    col_ok = cols < D
+    dw = tl.zeros([BLOCK_ROWS, BLOCK_C], dtype=ACC)
+    db = tl.zeros([BLOCK_ROWS, BLOCK_C], dtype=ACC)
+    for tile in range(pid_r, tl.cdiv(n_rows, BLOCK_ROWS), tl.num_programs(1)):
+        rows = (tile * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)).to(tl.int64)[:, None]
+        row_ok = rows < n_rows
+        mask = row_ok & col_ok
+        mixed = tl.load(x_ptr + source_offsets(rows, cols, T, D, HEAD_DIM, sxb, sxt, sxd, False),
+                        mask=mask, other=0.0)
+        resid = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols.to(tl.int64) * sxd,
+                        mask=mask, other=0.0)
+        mean = tl.load(mean_ptr + rows, mask=row_ok, other=0.0)
+        rstd = tl.load(rstd_ptr + rows, mask=row_ok, other=0.0)
+        xhat = tl.where(mask, (resid.to(ACC) + mixed.to(ACC) - mean) * rstd, 0.0)
+        dy = tl.load(dy_ptr + (rows // T) * syb + (rows % T) * syt + cols.to(tl.int64) * syd,
+                     mask=mask, other=0.0).to(ACC)
+        dw += dy * xhat
+        db += dy
+    out = pid_r.to(tl.int64) * D + cols
+    tl.store(dw_ptr + out, tl.sum(dw, axis=0)[None, :], mask=col_ok)
+    tl.store(db_ptr + out, tl.sum(db, axis=0)[None, :], mask=col_ok)
 
 
 def forward_launch(x, weight, bias, eps, num_heads, *, grid, n_cols):
@@ -127,23 +165,42 @@ def fused_forward(x, weight, bias, eps, num_heads):
                           grid=(triton.cdiv(B * T, block_rows),), n_cols=D)
 
 
+WIDE = 8192  # BLOCK_D from which dweight/dbias leave the row kernel for a column kernel
+DWDB_TILE = (8, 256)  # the column kernel's (rows, columns) tile, 8 values a thread (8 warps)
+
+
 def fused_backward(dy, x, weight, mean, rstd, num_heads):
     B, T, D = x.shape
     n_rows = B * T
     block_rows, block_d = row_tile(D)
     n_programs = persistent_programs(triton.cdiv(n_rows, block_rows), x.device)
     acc = accumulation_dtype(x.dtype)
+    wide = block_d >= WIDE
     dz = empty((B, T, D), x.dtype, x.device)
-    dw = torch.zeros((max(n_programs, 1), D), dtype=acc, device=x.device)
+    if wide:  # the column kernel's partial sums: a row per row-split of its grid
+        rows2, cols2 = DWDB_TILE
+        n_cols = triton.cdiv(D, cols2)
+        n_split = max(1, persistent_programs(triton.cdiv(n_rows, rows2), x.device) // n_cols)
+        dw = torch.zeros((n_split, D), dtype=acc, device=x.device)
+    else:
+        dw = torch.zeros((max(n_programs, 1), D), dtype=acc, device=x.device)
     db = torch.zeros_like(dw)
     if n_programs > 0:
+        # the widest rows: no dweight/dbias accumulators and the weight re-read each tile,
+        # two whole-row tiles fewer in registers (D = 8192 spilled 96 B on sm_90: gpu-check)
         _fused_bwd_kernel[(n_programs,)](
             x, weight, dy, mean, rstd, dz, dw, db, n_rows, T, D, D // num_heads,
             *x.stride(), *dy.stride(),
             ACC=acc_dtype(x.dtype), EMULATE_RNE=emulate_bf16_rne(x.dtype),
-            BLOCK_ROWS=block_rows, BLOCK_D=block_d, RELOAD_W=block_d >= 8192,
+            BLOCK_ROWS=block_rows, BLOCK_D=block_d, RELOAD_W=wide, DWDB=not wide,
             num_warps=num_warps(block_rows, block_d),
         )
+        if wide:
+            _fused_dwdb_kernel[(n_cols, n_split)](
+                x, dy, mean, rstd, dw, db, n_rows, T, D, D // num_heads,
+                *x.stride(), *dy.stride(), ACC=acc_dtype(x.dtype),
+                BLOCK_ROWS=rows2, BLOCK_C=cols2, num_warps=8,
+            )
     dx = permute(dz, num_heads, inverse=True, residual=dz)
     return dx, dw.sum(0).to(weight.dtype), db.sum(0).to(weight.dtype)
 
