@@ -9,13 +9,14 @@
 #   bash perf/run_gpu.sh full 3 OUT   #   3 quadratic_attention,
 #   bash perf/run_gpu.sh full 4 OUT   #   4 per_token_ffn, layer_norm, rms_norm
 #   bash perf/run_gpu.sh report OUT   # history (latest vs previous vs best) and plots
+#   bash perf/run_gpu.sh lab OUT      # <= 9.5 min: the lab's shakespeare-char to val loss 1.47
 #
 # Every step writes under OUT: its log, the history JSON it saved, and (report) the plots.
 # The parts of one sweep share MIXOLOGY_BENCH_SESSION (default: today's date), so the history
 # reads them as one run. Commit perf/history and perf/plots (or OUT's copies) afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step=${1:?usage: run_gpu.sh smoke|full PART|report OUT}
+step=${1:?usage: run_gpu.sh smoke|full PART|report|lab OUT}
 if [ "$step" = full ]; then part=${2:?full needs a part: 1 2 3 4}; out=${3:?OUT}; else out=${2:?OUT}; fi
 mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MIXOLOGY_DEVICE=cuda \
@@ -50,10 +51,17 @@ case "$step" in
       | tee "$out/bench-full-$part.txt" | tail -30 || true
     saved
     ;;
+  lab)
+    # nanoGPT's shakespeare-char recipe (5000 steps) to validation loss 1.47, and its wall
+    # time; a run cut short by the limit still reports what it reached
+    timeout 560 python perf/lab_gpu.py --out "$out/lab" --runs /tmp/mixology-lab-gpu 2>&1 \
+      | tee "$out/lab.txt" | tail -5 || python perf/lab_gpu.py --report-only --out "$out/lab" \
+      --runs /tmp/mixology-lab-gpu | tee -a "$out/lab.txt"
+    ;;
   report)
     python -m mixology history --no-gate --device-key "$key" 2>&1 | tee "$out/history.txt" | tail -80
     mkdir -p "$out/plots" && cp -r "perf/plots/$key" "$out/plots/" 2>/dev/null || true
     ;;
-  *) echo "run_gpu.sh: unknown step $step (smoke | full PART | report)" >&2; exit 2 ;;
+  *) echo "run_gpu.sh: unknown step $step (smoke | full PART | report | lab)" >&2; exit 2 ;;
 esac
 rm -f "$out/.start"
