@@ -48,6 +48,13 @@ def test_permute_kernel_mix_and_unmix(B, T, D, H, dtype):
 def test_fused_kernel_forward_and_backward(B, T, D, H, dtype):
     from mixology.ops.token_mix.triton_fused import token_mixer
 
+    check = _mixer_check(B, T, D, H, dtype)
+    check(token_mixer)
+
+
+def _mixer_check(B, T, D, H, dtype):
+    """check(fn): fn's TokenMixer output and gradients on a seeded case, against the
+    reference in ``dtype`` and in float64, by the tolerance policy."""
     g = torch.Generator().manual_seed(B * T * D)
     x = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
     w = (1 + torch.randn(D, generator=g, dtype=torch.float64)).to(dtype).to(DEVICE)
@@ -60,12 +67,15 @@ def test_fused_kernel_forward_and_backward(B, T, D, H, dtype):
         y.backward(dy.to(y.dtype))
         return [y.detach()] + [t.grad for t in leaves]
 
-    got = run(token_mixer, x, w, b)
     low = run(ref.token_mixer, x, w, b)
     f64 = run(ref.token_mixer, x.double(), w.double(), b.double())
     names = ("y", "dx", "dweight", "dbias")
-    assert_close({n: t for n, t in zip(names, zip(got, low, f64, strict=True), strict=True)},
-                 dtype)
+
+    def check(fn):
+        got = run(fn, x, w, b)
+        assert_close({n: t for n, t in zip(names, zip(got, low, f64, strict=True),
+                                            strict=True)}, dtype)
+    return check
 
 
 def test_backward_programs_loop_over_many_tiles():
@@ -98,28 +108,10 @@ def test_fused_backward_of_wide_rows_takes_the_column_kernel(dtype):
 
     B, T, D, H = 3, 7, 4104, 4
     assert triton.next_power_of_2(D) >= triton_fused.WIDE and D % triton_fused.DWDB_TILE[1]
-    g = torch.Generator().manual_seed(D)
-    x = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
-    w = (1 + torch.randn(D, generator=g, dtype=torch.float64)).to(dtype).to(DEVICE)
-    b = torch.randn(D, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
-    dy = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(DEVICE)
-
-    def run(fn, *args):
-        leaves = [leaf(a) for a in args]
-        fn(leaves[0], H, leaves[1], leaves[2], 1e-5).backward(dy.to(args[0].dtype))
-        return [t.grad for t in leaves]
-
-    names = ("dx", "dweight", "dbias")
-    low = run(ref.token_mixer, x, w, b)
-    f64 = run(ref.token_mixer, x.double(), w.double(), b.double())
-
-    def check(got):
-        assert_close({n: t for n, t in zip(names, zip(got, low, f64, strict=True),
-                                            strict=True)}, dtype)
-
-    check(run(triton_fused.token_mixer, x, w, b))
+    check = _mixer_check(B, T, D, H, dtype)
+    check(triton_fused.token_mixer)
     with mutating.floor_grid(triton_fused), pytest.raises(AssertionError):
-        check(run(triton_fused.token_mixer, x, w, b))
+        check(triton_fused.token_mixer)
 
 
 def test_cpu_without_interpreter_is_a_clear_error(monkeypatch):

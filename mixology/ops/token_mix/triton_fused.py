@@ -61,6 +61,23 @@ def _fused_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr,
 
 
 @triton.jit
+def _xhat_dy(x_ptr, dy_ptr, mean_ptr, rstd_ptr, rows, cols, T, D, HEAD_DIM,
+             sxb, sxt, sxd, syb, syt, syd, mask, row_ok, ACC: tl.constexpr):
+    """(x̂, dy, rstd): x̂ = (x + mix(x) - mean) · rstd recomputed from x and the saved row
+    statistics, and dy, at (rows, cols), in ACC (zero outside ``mask``)."""
+    mixed = tl.load(x_ptr + source_offsets(rows, cols, T, D, HEAD_DIM, sxb, sxt, sxd, False),
+                    mask=mask, other=0.0)
+    resid = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols.to(tl.int64) * sxd,
+                    mask=mask, other=0.0)
+    mean = tl.load(mean_ptr + rows, mask=row_ok, other=0.0)
+    rstd = tl.load(rstd_ptr + rows, mask=row_ok, other=0.0)
+    xhat = tl.where(mask, (resid.to(ACC) + mixed.to(ACC) - mean) * rstd, 0.0)
+    dy = tl.load(dy_ptr + (rows // T) * syb + (rows % T) * syt + cols.to(tl.int64) * syd,
+                 mask=mask, other=0.0).to(ACC)
+    return xhat, dy, rstd
+
+
+@triton.jit
 def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, db_ptr,
                       n_rows, T, D, HEAD_DIM, sxb, sxt, sxd, syb, syt, syd,
                       ACC: tl.constexpr, EMULATE_RNE: tl.constexpr,
@@ -77,15 +94,8 @@ def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, 
         rows = (tile * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)).to(tl.int64)[:, None]
         row_ok = rows < n_rows
         mask = row_ok & col_ok
-        mixed = tl.load(x_ptr + source_offsets(rows, cols, T, D, HEAD_DIM, sxb, sxt, sxd, False),
-                        mask=mask, other=0.0)
-        resid = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols.to(tl.int64) * sxd,
-                        mask=mask, other=0.0)
-        mean = tl.load(mean_ptr + rows, mask=row_ok, other=0.0)
-        rstd = tl.load(rstd_ptr + rows, mask=row_ok, other=0.0)
-        xhat = tl.where(mask, (resid.to(ACC) + mixed.to(ACC) - mean) * rstd, 0.0)
-        dy = tl.load(dy_ptr + (rows // T) * syb + (rows % T) * syt + cols.to(tl.int64) * syd,
-                     mask=mask, other=0.0).to(ACC)
+        xhat, dy, rstd = _xhat_dy(x_ptr, dy_ptr, mean_ptr, rstd_ptr, rows, cols, T, D, HEAD_DIM,
+                                  sxb, sxt, sxd, syb, syt, syd, mask, row_ok, ACC)
         if RELOAD_W:  # the widest rows read w again each tile (from cache), not held: one
             # whole-row tile fewer in registers (D = 8192: sm_80 spilled 40 B, now none;
             # sm_90 96 B, now 40); narrower rows keep it (reloading costs them registers)
@@ -121,15 +131,8 @@ def _fused_dwdb_kernel(x_ptr, dy_ptr, mean_ptr, rstd_ptr, dw_ptr, db_ptr,
         rows = (tile * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)).to(tl.int64)[:, None]
         row_ok = rows < n_rows
         mask = row_ok & col_ok
-        mixed = tl.load(x_ptr + source_offsets(rows, cols, T, D, HEAD_DIM, sxb, sxt, sxd, False),
-                        mask=mask, other=0.0)
-        resid = tl.load(x_ptr + (rows // T) * sxb + (rows % T) * sxt + cols.to(tl.int64) * sxd,
-                        mask=mask, other=0.0)
-        mean = tl.load(mean_ptr + rows, mask=row_ok, other=0.0)
-        rstd = tl.load(rstd_ptr + rows, mask=row_ok, other=0.0)
-        xhat = tl.where(mask, (resid.to(ACC) + mixed.to(ACC) - mean) * rstd, 0.0)
-        dy = tl.load(dy_ptr + (rows // T) * syb + (rows % T) * syt + cols.to(tl.int64) * syd,
-                     mask=mask, other=0.0).to(ACC)
+        xhat, dy, rstd = _xhat_dy(x_ptr, dy_ptr, mean_ptr, rstd_ptr, rows, cols, T, D, HEAD_DIM,
+                                  sxb, sxt, sxd, syb, syt, syd, mask, row_ok, ACC)
         dw += dy * xhat
         db += dy
     out = pid_r.to(tl.int64) * D + cols
