@@ -10,7 +10,6 @@ import torch
 
 from mixology.module import TokenMixer
 from mixology.ops.token_mix import reference as ref
-from mixology.tolerance import assert_close
 from spec import prop
 from spec.helpers import expect_rejected, leaf
 from spec.numerics import assert_matches_reference
@@ -91,13 +90,19 @@ def module_checks_tokens_and_hidden_dim(impl, case):
     and rejects x whose T or D differ from num_tokens/hidden_dim with a ValueError."""
     m = TokenMixer(case.T, case.D, case.num_heads, impl=impl, device=case.device)
     x = case.x()
-    with torch.no_grad():
-        m.weight.copy_(case.params()[0])
-        m.bias.copy_(case.params()[1])
-    w, b = m.weight.detach(), m.bias.detach()
-    expected = ref.token_mixer(x, case.num_heads, w, b, m.eps)
-    ref64 = ref.token_mixer(x.double(), case.num_heads, w.double(), b.double(), m.eps)
-    assert_close({"y": (m(x), expected, ref64)}, case.dtype)
+    w, b = case.params()[:2]
+
+    def through_the_module(x, w, b):
+        with torch.no_grad():
+            m.weight.copy_(w)
+            m.bias.copy_(b)
+        return m(x)
+
+    # the policy's floor from the reference's rounding (a row of small variance amplifies
+    # its mean's rounding: thorough found a correct kernel 4x past a magnitude-only floor)
+    assert_matches_reference(through_the_module,
+                             lambda x, w, b: ref.token_mixer(x, case.num_heads, w, b, m.eps),
+                             [x, w, b], ("dx", "dweight", "dbias"), upstream=None)
     for shape in ((case.B, case.T + 1, case.D), (case.B, case.T, case.D + case.num_heads)):
         try:
             m(torch.zeros(shape, dtype=case.dtype, device=case.device))
