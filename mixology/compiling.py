@@ -47,14 +47,18 @@ def compile_reference(fn):
 
 
 def _materialized(a):
-    """An expanded tensor (a stride of 0) as a contiguous copy. With dynamic=True, inductor
-    (torch 2.13, CPU) returns a wrong gradient for a stride-0 input: torch.compile of
-    ``x.reshape(B, T, 1, D).permute(0, 2, 1, 3).reshape(B, T, D)`` on ``base.expand(3, 8, 3)``
-    gives a gradient up to 2.6 away from eager's (static shapes are right). The spec's `dev`
-    profile found it (token_mix/gradient_is_inverse_permutation [compiled]); the copy keeps the
-    graph's arithmetic the reference's, and autograd sums the copy's gradient back."""
+    """A non-contiguous tensor as a contiguous copy: inductor with dynamic=True (torch 2.13,
+    CPU) computes wrong results on some strided inputs, and the spec found two.
+    - ``x.reshape(B, T, 1, D).permute(0, 2, 1, 3).reshape(B, T, D)`` on ``base.expand(3, 8, 3)``
+      (a stride of 0) gives a gradient up to 2.6 away from eager's (`dev`:
+      token_mix/gradient_is_inverse_permutation [compiled], layout 'expanded').
+    - Causal softmax attention on q, k, v of strides (14, 14, 2, 2) (every other row) with
+      scores near 1e4 gives outputs 1.8 off in float64 (`thorough`:
+      softmax_attention/attn_large_scores [compiled], layout 'strided').
+    Static shapes are right in both. The copy keeps the graph's arithmetic the reference's,
+    and autograd takes the copy's gradient back to the strided input."""
     import torch
 
-    if isinstance(a, torch.Tensor) and a.dim() and 0 in a.stride() and a.numel() > 1:
+    if isinstance(a, torch.Tensor) and a.dim() and not a.is_contiguous():
         return a.contiguous()
     return a
