@@ -3,22 +3,21 @@
 Each is a plain function ``fn()`` (registered by ``@circuit_property``) over random small
 models of every attention-only configuration: softmax or quadratic attention, 1 or 2 layers,
 learned, RoPE or no positions, every parameter (biases too) drawn at random. The model's own
-forward and its own attention op are the oracles. ``tests/test_circuits.py`` shows they hold,
-that each of ``CIRCUIT_MUTANTS`` is rejected and that each property rejects one.
+forward and its own attention op (through lab.inspect's trace) are the oracles.
+``tests/test_lab_spec.py`` shows they hold, that each of ``CIRCUIT_MUTANTS`` is rejected and
+that each property rejects one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Callable
 
 import torch
 
-from mixology.lab import circuits
+from mixology.lab import circuits, inspect
 from mixology.lab.model import CausalLM, ModelConfig
 from mixology.mutating import patched
-from mixology.ops.blocks import reference as blocks_reference
 
 CIRCUIT_PROPERTIES: dict[str, Callable[[], None]] = {}
 
@@ -50,27 +49,6 @@ def _idx(m: CausalLM, seed: int = 1) -> torch.Tensor:
                          generator=torch.Generator().manual_seed(seed))
 
 
-@contextlib.contextmanager
-def recorded_patterns(m: CausalLM):
-    """The patterns the model's own attention op computes in a forward: each call's q, k
-    are recorded and the op is run again on them with v = the identity over keys
-    (A · I = A)."""
-    name = m.config.mixer
-    parts = blocks_reference.REFERENCE.parts
-    op, seen = parts[name], []
-
-    def recording(q, k, v, *args):
-        eye = torch.eye(q.shape[2], dtype=q.dtype).expand(*q.shape[:2], -1, -1)
-        seen.append(op(q, k, eye.contiguous(), *args))
-        return op(q, k, v, *args)
-
-    parts[name] = recording
-    try:
-        yield seen
-    finally:
-        parts[name] = op
-
-
 @circuit_property
 def path_expansion_reconstructs_the_logits():
     """Direct path + one term per head (+ per pair of heads and the bias paths for two
@@ -95,8 +73,8 @@ def pattern_from_the_qk_circuit_is_the_models():
     for cfg in CONFIGS:
         m = attention_only(**cfg)
         idx = _idx(m)
-        with torch.no_grad(), recorded_patterns(m) as seen:
-            m(idx)
+        with torch.no_grad():  # the model's own ops, its attention re-run with v = I
+            seen = [t["pattern"] for t in inspect.trace(m, idx)[0]]
             mine = circuits.layer_patterns(m, idx)
         for layer, (a, b) in enumerate(zip(mine, seen, strict=True)):
             err = float((a - b).abs().max() / b.abs().max())
