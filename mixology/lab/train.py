@@ -251,8 +251,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
     step, best, metrics = 0, math.inf, []
     if resume:
         step, best = load_checkpoint(out / "last.pt", model, opts, gen)
-        metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
-                   if json.loads(line)["step"] <= step]
+        metrics = [row for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+                   if row["step"] <= step]
     elif lead:
         (out / "config.json").write_text(json.dumps(
             {"model": model_cfg.to_dict(), "train": asdict(cfg), "chars": tok.chars,
@@ -265,9 +265,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
     clipped, stats_s = sum(m["clipped"] for m in metrics), 0.0
     if lead:  # a resumed run keeps the statistics up to its step
         path = out / "stats.jsonl"
-        kept = [line for line in (path.read_text().splitlines() if resume and path.exists()
-                                  else []) if json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+        rows = (map(json.loads, path.read_text().splitlines()) if resume and path.exists()
+                else [])
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows if r["step"] <= step))
     start = time.perf_counter()
     tokens_per_step = cfg.batch_size * cfg.grad_accum * model_cfg.context * world
     mine = slice(rank * cfg.batch_size, (rank + 1) * cfg.batch_size)

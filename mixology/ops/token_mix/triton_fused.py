@@ -97,8 +97,8 @@ def _fused_bwd_kernel(x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dz_ptr, dw_ptr, 
         xhat, dy, rstd = _xhat_dy(x_ptr, dy_ptr, mean_ptr, rstd_ptr, rows, cols, T, D, HEAD_DIM,
                                   sxb, sxt, sxd, syb, syt, syd, mask, row_ok, ACC)
         if RELOAD_W:  # the widest rows read w again each tile (from cache), not held: one
-            # whole-row tile fewer in registers (D = 8192: sm_80 spilled 40 B, now none;
-            # sm_90 96 B, now 40); narrower rows keep it (reloading costs them registers)
+            # whole-row tile fewer in registers; narrower rows keep it (reloading costs
+            # them registers)
             w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(ACC)
         g = dy * w
         c1 = tl.sum(xhat * g, axis=1)[:, None] / D
