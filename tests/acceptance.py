@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     ap.add_argument("--op", action="append")
     ap.add_argument("--device", default=os.environ.get("MIXOLOGY_DEVICE", "cpu"))
     ap.add_argument("--sizes", choices=("small", "kernel", "all"), default="all")
+    ap.add_argument("--progress", action="store_true",
+                    help="a line on stderr per implementation and property, with its time")
     args = ap.parse_args(argv)
     rejected = []
     print(f"{'op':22s} {'impls':>5s} {'cases':>7s} {'rejected':>8s} {'rate':>9s} {'time':>6s}",
@@ -53,7 +55,7 @@ def main(argv=None) -> int:
         for name, fn, cost in implementations(op, args.device):
             impls += 1
             for p in spec.properties(op):
-                count = [0]
+                count, t0 = [0], time.perf_counter()
 
                 def counted(impl, case, _fn=p.fn, _count=count):
                     _count[0] += 1
@@ -63,6 +65,10 @@ def main(argv=None) -> int:
                                    device=args.device, profile=args.profile, cost=cost,
                                    shrink=False, sizes=args.sizes)
                 cases += count[0]
+                if args.progress:
+                    print(f"  {op}/{p.name} [{name}]: {count[0]} cases, "
+                          f"{time.perf_counter() - t0:.1f}s{'' if out.ok else ', REJECTED'}",
+                          file=sys.stderr, flush=True)
                 if not out.ok:
                     bad += 1
                     rejected.append(out)
