@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     ap.add_argument("--op", action="append")
     ap.add_argument("--device", default=os.environ.get("MIXOLOGY_DEVICE", "cpu"))
     ap.add_argument("--sizes", choices=("small", "kernel", "all"), default="all")
+    ap.add_argument("--impl", action="append",
+                    help="only these implementations (registered names or candidate:NAME)")
     ap.add_argument("--progress", action="store_true",
                     help="a line on stderr per implementation and property, with its time")
     args = ap.parse_args(argv)
@@ -53,6 +55,8 @@ def main(argv=None) -> int:
     for op in args.op or registry.ops():
         cases, bad, start, impls = 0, 0, time.perf_counter(), 0
         for name, fn, cost in implementations(op, args.device):
+            if args.impl and name not in args.impl:
+                continue
             impls += 1
             for p in spec.properties(op):
                 count, t0 = [0], time.perf_counter()
