@@ -52,9 +52,9 @@ def _materialized(a):
     - ``x.reshape(B, T, 1, D).permute(0, 2, 1, 3).reshape(B, T, D)`` on ``base.expand(3, 8, 3)``
       (a stride of 0) gives a gradient up to 2.6 away from eager's (`dev`:
       token_mix/gradient_is_inverse_permutation [compiled], layout 'expanded').
-    - Causal softmax attention on q, k, v of strides (14, 14, 2, 2) (every other row) with
-      scores near 1e4 gives outputs 1.8 off in float64 (`thorough`:
-      softmax_attention/attn_large_scores [compiled], layout 'strided').
+    - Causal softmax attention on every-other-row q, k, v with scores near 1e4 gives outputs
+      1.8 off in float64 (`thorough`: softmax_attention/attn_large_scores [compiled], layout
+      'strided'), 44.7 off on the regression test's strides (14, 14, 2, 1).
     Static shapes are right in both. The copy keeps the graph's arithmetic the reference's,
     and autograd takes the copy's gradient back to the strided input."""
     import torch

@@ -5,10 +5,11 @@ whose cases have a kernel tier)."""
 import os
 
 import pytest
+import torch
 
 import spec
 from mixology import registry, runner
-from spec.strategies import tiers
+from spec.strategies import AttnCase, tiers
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 CASES = [(p, impl, tier) for op in registry.ops() for p in spec.properties(op)
@@ -48,18 +49,14 @@ def _triton_runs():
 FOUND = [
     # rows sum to 1 within 8 eps was too tight: the float64 reference itself is 12 eps off.
     ("softmax_attention", "attn_rows_sum_to_one",
-     dict(B=1, H=1, T=4093, d=1, dv=2, dtype="float64", layout="contiguous", seed=54245,
-          causal=True, alibi=False, scale=10.0)),
+     AttnCase(B=1, H=1, T=4093, d=1, dv=2, dtype=torch.float64, layout="contiguous", seed=54245,
+              causal=True, alibi=False, scale=10.0)),
 ]
 
 
-@pytest.mark.parametrize(("op", "name", "fields"), FOUND, ids=[f"{o}-{n}" for o, n, _ in FOUND])
-def test_cases_thorough_found_pass_on_every_implementation(op, name, fields):
-    import torch
-
-    from spec.strategies import AttnCase
-
-    prop = next(p for p in spec.properties(op) if p.name == name)
-    case = AttnCase(**{**fields, "dtype": getattr(torch, fields["dtype"])})
+@pytest.mark.parametrize(("op", "name", "case"), FOUND, ids=[f"{o}-{n}" for o, n, _ in FOUND])
+def test_cases_thorough_found_pass_on_every_implementation(op, name, case):
+    spec.load()
+    prop = spec.PROPERTIES[(op, name)]
     for impl in registry.implementations(op, DEVICE):
         prop.fn(registry.get(op, impl).fn, case)
