@@ -15,10 +15,10 @@ import functools
 import torch
 
 from mixology.module import RankMixer, TransformerBlock
+from mixology.numerics.tolerance import eps, max_abs_err, scale_of
 from mixology.ops.blocks import reference as ref
 from mixology.ops.norms import reference as norms
 from mixology.ops.token_mix import reference as mixing
-from mixology.tolerance import eps, max_abs_err, scale_of
 from spec import prop, prop_each
 from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from spec.numerics import assert_matches_reference, forward_backward

@@ -20,7 +20,7 @@ import torch
 from einops import einsum
 
 from mixology.lab import data, model, train
-from mixology.tolerance import FACTOR
+from mixology.numerics.tolerance import FACTOR
 
 LAB_PROPERTIES: dict[str, Callable[[], None]] = {}
 

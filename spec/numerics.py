@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from mixology.rounding import rounding_error
-from mixology.tolerance import assert_close, float64_ref_err
+from mixology.numerics.rounding import rounding_error
+from mixology.numerics.tolerance import assert_close, float64_ref_err
 from spec.helpers import leaf
 
 
@@ -25,7 +25,7 @@ def assert_matches_reference(impl: Callable, ref: Callable, tensors: Sequence[to
                              names: Sequence[str], *, upstream: torch.Tensor | None) -> None:
     """``impl(*tensors)`` (and its gradients, given an upstream gradient in float64) within the
     tolerance policy of ``ref`` run in the same dtype, against ``ref`` in float64; the floor is
-    the reference's own rounding-error scale in that dtype (mixology.rounding)."""
+    the reference's own rounding-error scale in that dtype (mixology.numerics.rounding)."""
     dtype = tensors[0].dtype
     got = forward_backward(impl, tensors, upstream)
     low = forward_backward(ref, tensors, upstream)

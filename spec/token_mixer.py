@@ -1,7 +1,7 @@
 """Properties of the TokenMixer block ``LayerNorm(x + token_mix(x))`` (op ``token_mixer``).
 
 ``impl(x, num_heads, weight, bias, eps)`` is the callable under test. Numerical comparisons
-follow the tolerance policy of :mod:`mixology.tolerance`.
+follow the tolerance policy of :mod:`mixology.numerics.tolerance`.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ narrow."""
 import numpy as np
 import torch
 
-from mixology.rounding import rounding_error
-from mixology.tolerance import SIGMAS
+from mixology.numerics.rounding import rounding_error
+from mixology.numerics.tolerance import SIGMAS
 
 
 def _rows(n, seed):

@@ -48,7 +48,7 @@ def test_kernel_tier_draws_kernel_scale_cases():
 
 def test_rounding_floor_follows_the_terms_not_the_result():
     """σ of x + (-x) + y in float32 is at the scale of |x| (1e4), not of the result (~1)."""
-    from mixology.rounding import rounding_error
+    from mixology.numerics.rounding import rounding_error
 
     x = torch.full((4,), 1e4)
     y = torch.ones(4)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mixology import tolerance as tol
+from mixology.numerics import tolerance as tol
 
 
 def test_passes_within_twice_the_reference_error_plus_the_floor():

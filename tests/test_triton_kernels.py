@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
+from mixology.numerics.tolerance import assert_close
 from mixology.ops.token_mix import reference as ref
-from mixology.tolerance import assert_close
 from spec.helpers import assert_bitwise_equal, leaf
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from einops import einsum, rearrange
 
-from mixology.dtypes import accumulation_dtype
+from mixology.numerics.dtypes import accumulation_dtype
 from mixology.ops.attention.reference import causal_mask
 from mixology.validate import check_positive_int, check_qkv
 

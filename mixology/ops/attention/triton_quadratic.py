@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.dtypes import accumulation_dtype
+from mixology.numerics.dtypes import accumulation_dtype
 from mixology.triton_utils import acc_dtype, check_runnable, empty
 from mixology.validate import check_positive_int, check_qkv
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from einops import reduce
 
-from mixology.dtypes import accumulation_dtype
+from mixology.numerics.dtypes import accumulation_dtype
 from mixology.validate import check_norm_input
 
 

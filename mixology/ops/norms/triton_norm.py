@@ -15,7 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.dtypes import accumulation_dtype
+from mixology.numerics.dtypes import accumulation_dtype
 from mixology.triton_utils import (
     acc_dtype,
     cast_out,

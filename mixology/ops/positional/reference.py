@@ -22,7 +22,7 @@ import math
 import torch
 from einops import einsum, rearrange
 
-from mixology.dtypes import accumulation_dtype
+from mixology.numerics.dtypes import accumulation_dtype
 from mixology.validate import check_alibi_input, check_rope_input, check_sinusoidal_input
 
 BASE = 10000.0

@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.dtypes import accumulation_dtype
+from mixology.numerics.dtypes import accumulation_dtype
 from mixology.ops.positional.reference import alibi_slopes, sinusoidal_table
 from mixology.triton_utils import (
     acc_dtype,

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.dtypes import accumulation_dtype
+from mixology.numerics.dtypes import accumulation_dtype
 from mixology.ops.positional.reference import rope_angles
 from mixology.triton_utils import acc_dtype, cast_out, check_runnable, empty, emulate_bf16_rne
 from mixology.validate import check_rope_input

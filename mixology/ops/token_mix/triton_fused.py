@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.dtypes import accumulation_dtype
+from mixology.numerics.dtypes import accumulation_dtype
 from mixology.ops.token_mix.triton_index import source_offsets
 from mixology.ops.token_mix.triton_permute import permute
 from mixology.triton_utils import (

@@ -13,7 +13,7 @@ compared to what the *reference itself* achieves in that dtype, against a more p
 - ``FACTOR = 2``: a correct implementation may round differently from the reference (fp32
   accumulation, another reduction order) but not be worse than twice as far from the truth.
 - ``σ``: the standard deviation of the reference's rounding error in this dtype, from
-  :func:`mixology.rounding.rounding_error`: every rounding of every intermediate, forward and
+  :func:`mixology.numerics.rounding.rounding_error`: every rounding of every intermediate, forward and
   backward, as an independent error uniform in ±u·|value|, propagated to the result (the
   terms a sum adds, not the sum: a gradient that cancels to ~0 still carries the rounding of
   its terms). ``SIGMAS = 4`` of it, the largest over the tensor, is the floor: err(ref) is a
@@ -109,7 +109,7 @@ def assert_close(results: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tens
     """Check each named ``(impl, ref_low, ref64)`` triple; raise listing every verdict on failure.
 
     For ``dtype == float64`` pass ``ref_err_f64`` (from :func:`float64_ref_err`); ``sigmas``
-    are the reference's rounding-error scales (see :mod:`mixology.rounding`)."""
+    are the reference's rounding-error scales (see :mod:`mixology.numerics.rounding`)."""
     verdicts = [
         verdict(name, *triple, dtype,
                 None if ref_err_f64 is None else ref_err_f64[name],

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mixology.dtypes import accumulation_dtype
+from mixology.numerics.dtypes import accumulation_dtype
 
 aten = torch.ops.aten
 F64 = torch.float64
@@ -184,7 +184,7 @@ class RoundingError(TorchDispatchMode):
             return self._multilinear(func, args, kwargs, out)
         if torch.Tag.pointwise in func.tags:
             return self._pointwise(packet, func, args, kwargs, out)
-        raise NotImplementedError(f"mixology.rounding: no rule for {func}")
+        raise NotImplementedError(f"mixology.numerics.rounding: no rule for {func}")
 
     def _multilinear(self, func, args, kwargs, out):
         mags = [self._abs64(a) for a in args]

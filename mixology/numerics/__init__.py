@@ -1,0 +1,1 @@
+"""Numerics: the tolerance policy, the reference's rounding-error scale, accumulation dtypes."""
