@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from mixology import registry
-from mixology.api import Report, check
 from mixology.module import FeedForward, RankMixer, RankMixerBlock, TokenMixer, TransformerBlock
 from mixology.registry import implementations, ops
+from mixology.verify.api import Report, check
 
 __all__ = ["FeedForward", "RankMixer", "RankMixerBlock", "Report", "TokenMixer", "TransformerBlock",
            "check", "implementations", "ops", "token_mix", "token_mixer", "token_unmix"]

@@ -96,7 +96,7 @@ def _usage_error(command: str, msg: str) -> int:
 
 def cmd_verify(args) -> int:
     device = _setup_device(args.device)
-    from mixology import api, runner
+    from mixology.verify import api, runner
     from spec.strategies import profile_name
 
     try:
@@ -125,7 +125,7 @@ def cmd_verify(args) -> int:
 
 
 def _verify_summary(args, outcomes, device, profile, candidates: bool) -> int:
-    from mixology.api import format_failure
+    from mixology.verify.api import format_failure
 
     start = getattr(args, "_start", None)
     columns = list(dict.fromkeys(o.impl for o in outcomes))
@@ -159,7 +159,7 @@ def _verify_parallel(args, device, profile, total):
     import subprocess
     import tempfile
 
-    from mixology.runner import Failure, Outcome
+    from mixology.verify.runner import Failure, Outcome
 
     if importlib.util.find_spec("xdist") is None:
         print("mixology verify: error: -n needs pytest-xdist (pip install pytest-xdist)",
@@ -228,7 +228,8 @@ def cmd_list(args) -> int:
 def cmd_mutants(args) -> int:
     """Kill matrix: which properties reject which mutant; exit 1 if any mutant survives."""
     device = _setup_device(args.device)
-    from mixology import registry, runner
+    from mixology import registry
+    from mixology.verify import runner
 
     survivors = []
     matrix: dict[tuple[str, str], list[str]] = {}

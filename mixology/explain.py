@@ -102,7 +102,8 @@ def _rejecting(op: str, mutant: str) -> list[str]:
     """The spec's properties of ``op`` that reject the registered mutant (a few examples
     each, small sizes, on CPU)."""
     import spec
-    from mixology import registry, runner
+    from mixology import registry
+    from mixology.verify import runner
 
     (m,) = [m for m in registry.mutants(op, "cpu") if m.name == mutant]
     return [p.name for p in spec.properties(op)

@@ -8,14 +8,14 @@
     test_my_norm_spec = spec_tests("rms_norm", my_rms_norm)  # one test per property
 
 Or without writing a test: ``pytest --mixology-candidate rms_norm=pkg.mod:my_rms_norm``
-(the pytest plugin, mixology/pytest_plugin.py).
+(the pytest plugin, mixology/verify/pytest_plugin.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from mixology.api import Report, check
+from mixology.verify.api import Report, check
 
 
 def assert_satisfies_spec(op: str, fn: Callable | str, **kw) -> Report:

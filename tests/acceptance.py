@@ -26,7 +26,8 @@ warnings.filterwarnings("ignore", category=RuntimeWarning)  # the interpreter: i
 warnings.filterwarnings("ignore", category=UserWarning)  # var_mean with one feature
 
 import spec  # noqa: E402
-from mixology import registry, runner  # noqa: E402
+from mixology import registry  # noqa: E402
+from mixology.verify import runner  # noqa: E402
 from tests import candidates  # noqa: E402
 
 

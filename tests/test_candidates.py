@@ -9,7 +9,8 @@ import os
 import pytest
 
 import spec
-from mixology import registry, runner
+from mixology import registry
+from mixology.verify import runner
 from tests import candidates
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]

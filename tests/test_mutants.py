@@ -5,7 +5,8 @@ import os
 import pytest
 
 import spec
-from mixology import registry, runner
+from mixology import registry
+from mixology.verify import runner
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 MUTANTS = registry.mutants(device=DEVICE)

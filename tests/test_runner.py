@@ -4,7 +4,7 @@ import torch
 from hypothesis import strategies as st
 
 import spec
-from mixology import runner
+from mixology.verify import runner
 
 
 def _two_bugs(impl, case):

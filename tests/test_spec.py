@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import spec
-from mixology import registry, runner
+from mixology import registry
+from mixology.verify import runner
 from spec.strategies import AttnCase, tiers
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]

@@ -29,7 +29,7 @@ class Report:
     profile: str
     sizes: str
     strict: bool = False
-    outcomes: list = field(default_factory=list)  # mixology.runner.Outcome
+    outcomes: list = field(default_factory=list)  # mixology.verify.runner.Outcome
 
     @property
     def failed(self) -> list:
@@ -137,7 +137,7 @@ def check(op: str, fn: Callable | str, *, device: str | None = None, profile: st
     when ``fn`` can be imported by name, else the ``mixology.check(...)`` call that replays it.
     """
     import spec
-    from mixology import runner
+    from mixology.verify import runner
     from spec.strategies import sizes_name
 
     if op not in registry.ops():

@@ -154,7 +154,7 @@ def plan(ops: list[str] | None = None, impls: list[str] | None = None,
     """The checks ``verify`` runs: (op, label, fn, replay args, cost, property), in order.
     Raises ValueError naming the argument for an unknown op, implementation, property,
     mutant or candidate."""
-    from mixology import api
+    from mixology.verify import api
 
     known_ops = registry.ops()
     for op in ops or []:

@@ -47,7 +47,7 @@ class SpecItem(pytest.Item):
         self.outcome = None
 
     def runtest(self):
-        from mixology import runner
+        from mixology.verify import runner
 
         cfg = self.config
         device = cfg.getoption("mixology_device") or _default_device()
@@ -68,7 +68,7 @@ class SpecItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, SpecFailure) and self.outcome is not None:
-            from mixology.api import format_failure
+            from mixology.verify.api import format_failure
 
             return format_failure(self.outcome).strip()
         return super().repr_failure(excinfo)
@@ -95,7 +95,7 @@ def _append(path, o):
 def _checks(config):
     """(op, label, fn, replay args, cost, property) of what the options ask for: the same
     plan as ``mixology verify`` (runner.plan); bad options are a pytest usage error."""
-    from mixology import api, runner
+    from mixology.verify import api, runner
 
     verify = config.getoption("mixology_verify")
     try:

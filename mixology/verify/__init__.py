@@ -1,0 +1,1 @@
+"""Verification: the runner (a property on an implementation), the Python API, the pytest plugin."""
