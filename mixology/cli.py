@@ -269,7 +269,7 @@ def cmd_bench(args) -> int:
     import subprocess
 
     device = _setup_device(args.device)
-    from mixology.perf import device_key
+    from mixology.bench.sweep import device_key
 
     root = _repo_root()
     storage = os.path.join(args.storage or os.path.join(root, "perf", "history"),
@@ -287,7 +287,7 @@ def cmd_bench(args) -> int:
 
 
 def _verdicts(rows, threshold: float) -> str:
-    from mixology.perf_report import MIN_CHANGES
+    from mixology.bench.history import MIN_CHANGES
 
     n = {v: sum(r.verdict == v for r in rows) for v in ("SLOWER", "noisy", "unconfirmed")}
     return (f"{n['SLOWER']} slowdown(s) beyond max({threshold:g}%, 3 x run-to-run noise) and "
@@ -299,11 +299,11 @@ def _verdicts(rows, threshold: float) -> str:
 
 def cmd_history(args) -> int:
     """Latest vs previous vs best per benchmark, plots, claims; exit 1 on a slowdown."""
-    from mixology import perf_report
+    from mixology.bench import history
 
     root = _repo_root()
     storage = args.storage or os.path.join(root, "perf", "history")
-    runs = perf_report.load_runs(storage)
+    runs = history.load_runs(storage)
     if args.device_key:
         runs = {k: v for k, v in runs.items() if k in args.device_key}
     if not runs:
@@ -311,14 +311,14 @@ def cmd_history(args) -> int:
         return 0
     if args.compare:
         try:
-            base, head = (perf_report.find_run(runs, ref) for ref in args.compare)
+            base, head = (history.find_run(runs, ref) for ref in args.compare)
         except ValueError as e:
             return _usage_error("history", str(e))
         print(f"== {head.path.name} (commit {head.commit}; {head.versions})\n"
               f"   vs {base.path.name} (commit {base.commit}; {base.versions})")
-        rows = perf_report.compare_two(base, head, args.threshold,
+        rows = history.compare_two(base, head, args.threshold,
                                        history=runs.get(head.device_key, [base]))
-        print(perf_report.format_rows(rows, only_flagged=args.only_flagged))
+        print(history.format_rows(rows, only_flagged=args.only_flagged))
         slow = [r for r in rows if r.flagged]
         print(f"{len(rows)} benchmarks in both; {_verdicts(rows, args.threshold)}")
         return 1 if slow and not args.no_gate else 0
@@ -327,16 +327,16 @@ def cmd_history(args) -> int:
         latest = key_runs[-1]
         print(f"== {key}: {len(key_runs)} run(s); latest {latest.path.name} "
               f"(commit {latest.commit}{', dirty' if latest.dirty else ''}; {latest.versions})")
-        rows = perf_report.compare(key_runs, args.threshold)
-        print(perf_report.format_rows(rows, only_flagged=args.only_flagged))
+        rows = history.compare(key_runs, args.threshold)
+        print(history.format_rows(rows, only_flagged=args.only_flagged))
         flagged += sum(r.flagged for r in rows)
         print(_verdicts(rows, args.threshold) + "\n")
         if not args.no_plots:
             out = os.path.join(args.plots or os.path.join(root, "perf", "plots"), key)
-            paths = perf_report.plot_run(latest, out)
-            paths += perf_report.plot_trend(key_runs, out)
+            paths = history.plot_run(latest, out)
+            paths += history.plot_trend(key_runs, out)
             print(f"{len(paths)} plot(s) written to {out}\n")
-        print(perf_report.report(list(latest.results.values())) + "\n")
+        print(history.report(list(latest.results.values())) + "\n")
     if flagged and not args.no_gate:
         print(f"history: {flagged} slowdown(s) flagged; exit 1")
         return 1
@@ -347,7 +347,7 @@ def cmd_gpu_check(args) -> int:
     """Compile every Triton kernel for GPU targets (no GPU needed); exit 1 on a problem."""
     import subprocess
 
-    from mixology import gpu_check
+    from mixology.bench import gpu_check
 
     targets = [t.strip() for t in args.target.split(",") if t.strip()]
     unknown = [t for t in targets if t not in gpu_check.TARGETS]

@@ -158,8 +158,8 @@ def swiglu(D: int = 768) -> str:
 
 
 def attention(T: int = 512, D: int = 768) -> str:
-    from mixology.perf import HEAD_DIM_ATTENTION
-    from mixology.perf_report import flop_counts
+    from mixology.bench.history import flop_counts
+    from mixology.bench.sweep import HEAD_DIM_ATTENTION
 
     f = flop_counts(T, D)
     H = D // HEAD_DIM_ATTENTION

@@ -26,7 +26,7 @@ def empty_like(t: torch.Tensor) -> torch.Tensor:
     return empty(t.shape, t.dtype, t.device)
 
 
-# Set by mixology.gpu_check while it records launches instead of running them: ops then take
+# Set by mixology.bench.gpu_check while it records launches instead of running them: ops then take
 # meta tensors, and persistent grids are sized for this many SMs (the target GPU's).
 CAPTURE_SM_COUNT: int | None = None
 

@@ -13,16 +13,16 @@ import pytest
 import torch
 
 import mixology
-from mixology import perf, perf_report
+from mixology.bench import history, sweep
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 SIZES = os.environ.get("MIXOLOGY_BENCH_SIZES") or ("full" if DEVICE == "cuda" else "cpu")
-POINTS = perf.sweep(SIZES, DEVICE)
+POINTS = sweep.sweep(SIZES, DEVICE)
 
 
 @pytest.fixture(scope="session")
 def ceilings():
-    return perf.measure_ceilings(DEVICE)
+    return sweep.measure_ceilings(DEVICE)
 
 
 @pytest.mark.parametrize("point", POINTS, ids=str)
@@ -31,26 +31,26 @@ def test_sweep(benchmark, point, ceilings):
     if point.impl in mixology.registry.OPS[point.entry].impls and point.impl not in available:
         pytest.skip(f"{point.impl} does not run on {DEVICE} here")
     try:
-        fn, nbytes, flops = perf.ENTRIES[point.entry].build(point, DEVICE)
-        calls, rounds = perf.calibrate(fn, DEVICE)
-        peak = perf.peak_memory(fn, DEVICE)
+        fn, nbytes, flops = sweep.ENTRIES[point.entry].build(point, DEVICE)
+        calls, rounds = sweep.calibrate(fn, DEVICE)
+        peak = sweep.peak_memory(fn, DEVICE)
     except torch.OutOfMemoryError:
         pytest.skip("out of memory")
 
     def one_round():
         for _ in range(calls):
             fn()
-        perf.sync(DEVICE)
+        sweep.sync(DEVICE)
 
     benchmark.group = f"{point.entry} {point.mode} {point.sweep}-sweep D={point.D} {point.dtype}"
     benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=2, iterations=1)
     median = benchmark.stats.stats.median / calls
-    info = {**asdict(point), "device": DEVICE, "device_key": perf.device_key(DEVICE),
+    info = {**asdict(point), "device": DEVICE, "device_key": sweep.device_key(DEVICE),
             "sizes": SIZES, "session": os.environ.get("MIXOLOGY_BENCH_SESSION", ""),
-            **perf.versions(),
+            **sweep.versions(),
             "calls_per_round": calls, "peak_mem_bytes": peak,
             "triton_interpreted": os.environ.get("TRITON_INTERPRET") == "1",
-            "ceilings": ceilings.as_dict(), **perf.derived(median, nbytes, flops, ceilings)}
+            "ceilings": ceilings.as_dict(), **sweep.derived(median, nbytes, flops, ceilings)}
     benchmark.extra_info.update(info)
-    perf_report.SESSION_RESULTS.append(info)
+    history.SESSION_RESULTS.append(info)
     assert median > 0

@@ -56,7 +56,7 @@ def test_unknown_target_is_one_line_and_exit_2():
 
 SCRIPT = r"""
 import json, torch
-from mixology import gpu_check as g
+from mixology.bench import gpu_check as g
 from tests import gpu_check_kernels as k
 x = torch.empty(1 << 20, device="meta")
 cases = {
@@ -87,7 +87,7 @@ def test_it_flags_spills_and_32_bit_offsets_and_reads_widths():
 
 
 def test_access_widths_and_i32_products_parse():
-    from mixology import gpu_check as g
+    from mixology.bench import gpu_check as g
 
     ptx = ("@%p1 ld.global.v4.b32 { %r1, %r2, %r3, %r4 }, [ %rd1 + 0 ];\n"
            "ld.global.L1::evict_last.b16 { %rs1 }, [ %rd2 + 0 ];\n"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mixology import perf, perf_report
+from mixology.bench import history, sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,20 +36,20 @@ def write_run(folder, n, infos, commit="abc", fastest=0.97):
 
 
 def test_sweep_covers_every_impl_mode_and_holds_tokens_constant():
-    points = [p for p in perf.sweep("full", "cuda") if p.entry == "token_mixer"]
+    points = [p for p in sweep.sweep("full", "cuda") if p.entry == "token_mixer"]
     impls = {p.impl for p in points}
-    assert set(perf.MIXER_IMPLS + perf.ATTENTION_IMPLS) <= impls
+    assert set(sweep.MIXER_IMPLS + sweep.ATTENTION_IMPLS) <= impls
     tsweep = [p for p in points if p.sweep == "T"]
     assert {p.T for p in tsweep} == {2**k for k in range(4, 17)}
     assert {p.D for p in tsweep} == {768, 4096}
     assert {p.B * p.T for p in tsweep} == {2**17}
     assert {p.mode for p in points if p.impl == "triton"} == {"fwd", "bwd", "fwd+bwd"}
-    assert not [p for p in points if p.impl in perf.ATTENTION_IMPLS and p.mode == "bwd"]
+    assert not [p for p in points if p.impl in sweep.ATTENTION_IMPLS and p.mode == "bwd"]
 
 
 def test_derived_figures():
-    c = perf.Ceilings(copy_gbps=1000.0, matmul_tflops=500.0, copy_bytes=1, matmul_n=1)
-    d = perf.derived(1e-3, 10**9, 10**12, c)
+    c = sweep.Ceilings(copy_gbps=1000.0, matmul_tflops=500.0, copy_bytes=1, matmul_n=1)
+    d = sweep.derived(1e-3, 10**9, 10**12, c)
     assert d["gbps"] == pytest.approx(1000) and d["pct_copy_ceiling"] == pytest.approx(100)
     assert d["tflops"] == pytest.approx(1000) and d["pct_matmul_ceiling"] == pytest.approx(200)
 
@@ -61,8 +61,8 @@ def test_gate_flags_a_real_slowdown_and_not_noise(tmp_path):
     for n, (s, z) in enumerate(zip(steady, noisy, strict=True), 1):
         write_run(d, n, [info(median=s * 1e-3), info(impl="compiled", median=z * 1e-3)])
     write_run(d, 4, [info(median=1.3e-3), info(impl="compiled", median=1.3e-3)])
-    runs = perf_report.load_runs(tmp_path)["cuda-X"]
-    rows = {r.key.split("-")[1]: r for r in perf_report.compare(runs)}
+    runs = history.load_runs(tmp_path)["cuda-X"]
+    rows = {r.key.split("-")[1]: r for r in history.compare(runs)}
     assert rows["triton"].flagged and rows["triton"].change_pct == pytest.approx(100 * (1.3 / 0.99 - 1))
     assert not rows["compiled"].flagged and rows["compiled"].limit_pct > 30
     assert rows["triton"].best == pytest.approx(0.99e-3)
@@ -76,12 +76,12 @@ def test_parts_of_one_session_are_one_run_and_smoke_touches_every_path(tmp_path)
     write_run(d, 2, [{**info(median=1.5e-3), "session": "s1"}])
     write_run(d, 3, [{**info(impl="sdpa", median=2e-3), "session": "s1"}])
     write_run(d, 4, [{**info(impl="compiled", median=1e-3), "session": "s2"}])
-    runs = perf_report.load_runs(tmp_path)["cuda-X"]
+    runs = history.load_runs(tmp_path)["cuda-X"]
     assert [len(r.results) for r in runs] == [2, 2, 1]
-    rows = {r.key.split("-")[1]: r for r in perf_report.compare(runs[:2])}
+    rows = {r.key.split("-")[1]: r for r in history.compare(runs[:2])}
     assert rows["triton"].change_pct == pytest.approx(50) and rows["sdpa"].change_pct == 0
-    smoke = perf.sweep("smoke", "cuda")
-    paths = {(p.entry, p.impl, p.mode) for p in perf.sweep("quick", "cuda")}
+    smoke = sweep.sweep("smoke", "cuda")
+    paths = {(p.entry, p.impl, p.mode) for p in sweep.sweep("quick", "cuda")}
     assert {(p.entry, p.impl, p.mode) for p in smoke} == paths and len(smoke) == len(paths)
 
 
@@ -110,7 +110,7 @@ def test_report_gives_verdicts_and_targets_on_gpu_results():
            info(impl="triton", sweep="mem", T=4096, peak=4 * 10**6, B=1),
            info(impl="sdpa_math", sweep="mem", T=1024, peak=10**6, B=1),
            info(impl="sdpa_math", sweep="mem", T=4096, peak=16 * 10**6, B=1)]
-    text = perf_report.report(res)
+    text = history.report(res)
     assert "attention block / mixer = 3.00x" in text and "Verdict: holds" in text
     assert "triton ~T^1.00" in text and "sdpa_math ~T^2.00" in text
     assert "triton fwd: 93-93% of copy bandwidth" in text and "met" in text
@@ -119,7 +119,7 @@ def test_report_gives_verdicts_and_targets_on_gpu_results():
 
 
 def test_flop_counts_match_the_formulas():
-    f = perf_report.flop_counts(T=512, D=768)
+    f = history.flop_counts(T=512, D=768)
     assert f["sdpa"] == 4 * 512 * 512 * 768  # QK^T and AV, 2 FLOPs per multiply-add
     assert f["attention_block"] == f["sdpa"] + 8 * 512 * 768 * 768  # + 4 D x D projections
     assert f["seed_formula"] / f["mixer"] == pytest.approx(448)
@@ -128,11 +128,11 @@ def test_flop_counts_match_the_formulas():
 def test_quadratic_attention_points_and_report():
     """The quadratic-attention sweep (d_head 16/32/64, T to 65536, the O(T²) reference capped)
     and its report: scaling exponents and the crossover T, on synthetic timings."""
-    points = [p for p in perf.sweep("full", "cuda") if p.entry == "quadratic_attention"]
+    points = [p for p in sweep.sweep("full", "cuda") if p.entry == "quadratic_attention"]
     assert {p.D for p in points} == {16, 32, 64}
     assert max(p.T for p in points if p.impl == "triton") == 65536
-    assert max(p.T for p in points if p.impl == "reference") == perf.REFERENCE_MAX_T
-    assert {p.impl for p in points} == set(perf.QUAD_IMPLS)
+    assert max(p.T for p in points if p.impl == "reference") == sweep.REFERENCE_MAX_T
+    assert {p.impl for p in points} == set(sweep.QUAD_IMPLS)
 
     def r(impl, T, t):
         return {"entry": "quadratic_attention", "mode": "fwd", "dtype": "bf16", "D": 16,
@@ -142,7 +142,7 @@ def test_quadratic_attention_points_and_report():
     results = ([r("triton", T, 1e-6 * T) for T in Ts] + [r("reference", T, 1e-9 * T * T)
                                                          for T in Ts]
                + [r("sdpa_causal", T, 1e-12 * T * T) for T in Ts])
-    text = "\n".join(perf_report.quadratic_report(results))
+    text = "\n".join(history.quadratic_report(results))
     assert "triton T^1.00" in text and "reference T^2.00" in text
     assert "crossover vs reference: triton faster from T=1024 on" in text
     assert "crossover vs sdpa_causal: not reached" in text
@@ -153,11 +153,11 @@ def test_per_token_ffn_and_norm_points_and_reports():
     """The per-token FFN sweep (T 16..512 at D = 512, D 256..2048, batch 64..4096; ff = 4D)
     reports TFLOP/s as % of the matmul ceiling against the 60% target; the norms report % of
     the copy ceiling against 85%. Synthetic timings."""
-    points = perf.sweep("full", "cuda")
+    points = sweep.sweep("full", "cuda")
     pffn = [p for p in points if p.entry == "per_token_ffn"]
     assert {p.T for p in pffn if p.sweep == "T"} == {16, 32, 64, 128, 256, 512}
     assert {p.D for p in pffn if p.sweep == "D"} == {256, 512, 1024, 2048}
-    assert {p.impl for p in pffn} == set(perf.PFFN_IMPLS)
+    assert {p.impl for p in pffn} == set(sweep.PFFN_IMPLS)
     assert max(p.T * 8 * p.D**2 * 2 for p in pffn) <= 4 * 2**30  # weights fit (bf16)
     norms = [p for p in points if p.entry in ("layer_norm", "rms_norm")]
     assert {p.B * p.T for p in norms} == {2**17}
@@ -173,7 +173,7 @@ def test_per_token_ffn_and_norm_points_and_reports():
            r("per_token_ffn", "reference", 50),
            r("layer_norm", "triton", 90, sweep="D"), r("layer_norm", "triton", 80, D=256),
            r("rms_norm", "triton", 88, sweep="D")]
-    text = perf_report.report(res)
+    text = history.report(res)
     assert "bmm 504.00 TFLOP/s = 72% (T=32, D=1024); reference 350.00" in text
     assert "Target >= 60%: met" in text and "bmm vs batch: B=64: 20%, B=4096: 72%" in text
     assert "layer_norm bf16 fwd: triton 80-90%. Triton target >= 85%: missed by 5" in text
@@ -224,14 +224,14 @@ def test_a_slower_median_with_the_fastest_round_unchanged_is_not_flagged(tmp_pat
     d = tmp_path / "cuda-X" / "m"
     _steady(d)
     write_run(d, 4, [info(median=1.25e-3) | {"min_s": 0.98e-3}], commit="head")
-    runs = perf_report.load_runs(tmp_path)
-    (row,) = perf_report.compare(runs["cuda-X"])
+    runs = history.load_runs(tmp_path)
+    (row,) = history.compare(runs["cuda-X"])
     assert row.change_pct == pytest.approx(100 * (1.25 / 0.99 - 1))
     assert row.min_change_pct == pytest.approx(100 * (0.98 / (0.97 * 0.99) - 1))
     assert row.verdict == "noisy"
-    (row,) = perf_report.compare_two(*runs["cuda-X"][2:], history=runs["cuda-X"])
+    (row,) = history.compare_two(*runs["cuda-X"][2:], history=runs["cuda-X"])
     assert row.verdict == "noisy"
-    assert "too noisy to judge" in perf_report.format_rows([row])
+    assert "too noisy to judge" in history.format_rows([row])
 
 
 def test_before_the_history_knows_the_noise_a_slowdown_is_unconfirmed(tmp_path):
@@ -241,8 +241,8 @@ def test_before_the_history_knows_the_noise_a_slowdown_is_unconfirmed(tmp_path):
     d = tmp_path / "cuda-X" / "m"
     write_run(d, 1, [info(median=1e-3)], commit="aaa")
     write_run(d, 2, [info(median=1.3e-3)], commit="bbb")
-    runs = perf_report.load_runs(tmp_path)["cuda-X"]
-    (row,) = perf_report.compare(runs)
+    runs = history.load_runs(tmp_path)["cuda-X"]
+    (row,) = history.compare(runs)
     assert row.verdict == "unconfirmed" and not row.flagged
     env = dict(os.environ, PYTHONPATH=ROOT)
     r = subprocess.run([sys.executable, "-m", "mixology", "history", "--storage", str(tmp_path),
@@ -251,7 +251,7 @@ def test_before_the_history_knows_the_noise_a_slowdown_is_unconfirmed(tmp_path):
     (d / "0002_bbb_x.json").unlink()
     _steady(d)
     write_run(d, 4, [info(median=1.3e-3)], commit="bbb")
-    (row,) = perf_report.compare(perf_report.load_runs(tmp_path)["cuda-X"])
+    (row,) = history.compare(history.load_runs(tmp_path)["cuda-X"])
     assert row.flagged
     r = subprocess.run([sys.executable, "-m", "mixology", "history", "--storage", str(tmp_path),
                         "--no-plots"], capture_output=True, text=True, cwd=ROOT, env=env)
@@ -262,13 +262,13 @@ def test_compare_two_judges_against_the_spread_of_both_runs(tmp_path):
     d = tmp_path / "cuda-X" / "m"
     _steady(d)
     write_run(d, 4, [info(median=1.3e-3), info(impl="sdpa", median=1.3e-3)], commit="bbb")
-    runs = perf_report.load_runs(tmp_path)
-    base, head = perf_report.find_run(runs, "c1"), perf_report.find_run(runs, "bbb")
-    compare = functools.partial(perf_report.compare_two, base, head, history=runs["cuda-X"])
+    runs = history.load_runs(tmp_path)
+    base, head = history.find_run(runs, "c1"), history.find_run(runs, "bbb")
+    compare = functools.partial(history.compare_two, base, head, history=runs["cuda-X"])
     rows = {r.key.split("-")[1]: r for r in compare()}
     assert rows["triton"].flagged  # +30% with 1% spreads and 1% run-to-run noise
     head.results[next(k for k in head.results if "-sdpa-" in k)]["rel_iqr"] = 0.4
     rows = {r.key.split("-")[1]: r for r in compare()}
     assert rows["sdpa"].verdict == "noisy" and not rows["sdpa"].flagged
-    rows = {r.key.split("-")[1]: r for r in perf_report.compare_two(base, head)}
+    rows = {r.key.split("-")[1]: r for r in history.compare_two(base, head)}
     assert rows["triton"].verdict == "unconfirmed"  # no history given: noise unknown

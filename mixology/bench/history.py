@@ -386,7 +386,7 @@ def flop_counts(T: int = 512, D: int = 768) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mixology.perf import HEAD_DIM_ATTENTION, _attention
+    from mixology.bench.sweep import HEAD_DIM_ATTENTION, _attention
 
     x = torch.randn(1, T, D)
     proj = (torch.nn.Linear(D, 3 * D), torch.nn.Linear(D, D))

@@ -253,12 +253,12 @@ def _op_calls() -> Iterator[tuple[str, str, Callable, list]]:
 def _perf_calls(got: Capture, ops: set[str] | None) -> Iterator[Callable]:
     """The perf sweep's full GPU points for the Triton implementations, built on meta (a
     build may launch too: a backward alone runs its forward first)."""
-    from mixology import perf
+    from mixology.bench import sweep
 
-    for p in perf.sweep("full", "cuda"):
+    for p in sweep.sweep("full", "cuda"):
         if p.impl.startswith("triton") and (not ops or p.entry in ops):
             got.origin = f"perf {p}"
-            yield perf.ENTRIES[p.entry].build(p, "meta")[0]
+            yield sweep.ENTRIES[p.entry].build(p, "meta")[0]
 
 
 def capture_launches(sizes: str, sm_count: int, progress: Callable = lambda s: None,
