@@ -16,7 +16,7 @@ import torch
 
 DEVICE = os.environ.get("MIXOLOGY_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 os.environ["MIXOLOGY_DEVICE"] = DEVICE
-# Kernel outputs start as NaN (mixology.triton_utils.empty): an unwritten tile fails every test.
+# Kernel outputs start as NaN (mixology.ops._kernels.triton_utils.empty): an unwritten tile fails every test.
 os.environ.setdefault("MIXOLOGY_POISON", "1")
 if DEVICE == "cpu":
     os.environ.setdefault("TRITON_INTERPRET", "1")

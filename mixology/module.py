@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mixology import registry
-from mixology.validate import check_activation, check_dropout, check_positive_int, check_tensor
+from mixology.ops.checks import check_activation, check_dropout, check_positive_int, check_tensor
 
 
 class TokenMixer(nn.Module):

@@ -17,7 +17,7 @@ import torch
 
 from mixology.lab import circuits, inspect
 from mixology.lab.model import CausalLM, ModelConfig
-from mixology.mutating import patched
+from mixology.ops._kernels.launch_mutants import patched
 
 CIRCUIT_PROPERTIES: dict[str, Callable[[], None]] = {}
 

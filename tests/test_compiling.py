@@ -10,7 +10,7 @@ from mixology import registry
 def test_compiled_gradient_of_an_expanded_input_is_the_references(op):
     """Inductor with dynamic shapes returned a wrong gradient for stride-0 inputs (found by the
     dev profile: token_mix/gradient_is_inverse_permutation [compiled], layout 'expanded');
-    mixology.compiling materializes them first."""
+    mixology.ops._kernels.compiling materializes them first."""
     base = torch.randn(1, 8, 3, generator=torch.Generator().manual_seed(0))
     g = torch.randn(3, 8, 3, generator=torch.Generator().manual_seed(1))
     grads = []

@@ -9,7 +9,7 @@ import pytest
 
 from mixology import registry
 from mixology.lab import model
-from mixology.mutating import patched
+from mixology.ops._kernels.launch_mutants import patched
 from spec.lab import follows_the_reference_loss_curve
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]

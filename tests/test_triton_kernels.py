@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 
 triton = pytest.importorskip("triton")
 tl = triton.language
-from mixology.triton_utils import cast_out  # noqa: E402
+from mixology.ops._kernels.triton_utils import cast_out  # noqa: E402
 
 
 @triton.jit
@@ -80,8 +80,8 @@ def _mixer_check(B, T, D, H, dtype):
 
 def test_backward_programs_loop_over_many_tiles():
     """More row tiles than backward programs: the persistent loop and partial dw/db sums."""
+    from mixology.ops._kernels.triton_utils import row_tile
     from mixology.ops.token_mix import triton_fused
-    from mixology.triton_utils import row_tile
 
     B, T, D, H = 4, 50, 64, 2
     assert B * T / row_tile(D)[0] > 4  # > the programs used on CPU
@@ -103,19 +103,19 @@ def test_fused_backward_of_wide_rows_takes_the_column_kernel(dtype):
     over more row tiles than its grid has rows (the spec's ci tier stops at D = 1025). The
     kernel-scale mutant that floors its column grid leaves the last 8 columns' dweight
     unwritten and fails the same check."""
-    from mixology import mutating
+    from mixology.ops._kernels import launch_mutants
     from mixology.ops.token_mix import triton_fused
 
     B, T, D, H = 3, 7, 4104, 4
     assert triton.next_power_of_2(D) >= triton_fused.WIDE and D % triton_fused.DWDB_TILE[1]
     check = _mixer_check(B, T, D, H, dtype)
     check(triton_fused.token_mixer)
-    with mutating.floor_grid(triton_fused), pytest.raises(AssertionError):
+    with launch_mutants.floor_grid(triton_fused), pytest.raises(AssertionError):
         check(triton_fused.token_mixer)
 
 
 def test_cpu_without_interpreter_is_a_clear_error(monkeypatch):
-    from mixology.triton_utils import check_runnable
+    from mixology.ops._kernels.triton_utils import check_runnable
 
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
@@ -124,7 +124,7 @@ def test_cpu_without_interpreter_is_a_clear_error(monkeypatch):
 
 def test_bf16_output_rounding_is_round_to_nearest_even():
     """cast_out matches torch's float32 -> bfloat16 (RNE) bit for bit, NaN/Inf/ties included."""
-    from mixology.triton_utils import emulate_bf16_rne
+    from mixology.ops._kernels.triton_utils import emulate_bf16_rne
 
     ties = torch.tensor([1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 2**-8 * 3], dtype=torch.float32)
     x = torch.cat([torch.randn(4000) * 100, ties,

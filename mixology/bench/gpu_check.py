@@ -159,7 +159,7 @@ def capture(sm_count: int) -> Iterator[Capture]:
     """Record every Triton launch instead of running it; ops accept meta tensors meanwhile."""
     from triton.runtime.jit import JITFunction
 
-    from mixology import triton_utils
+    from mixology.ops._kernels import triton_utils
 
     got = Capture()
 

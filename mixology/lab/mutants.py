@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from mixology.lab import data, model, train
 from mixology.module import TransformerBlock
-from mixology.mutating import patched
+from mixology.ops._kernels.launch_mutants import patched
 
 
 def targets_not_shifted():

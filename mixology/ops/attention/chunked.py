@@ -14,7 +14,7 @@ from einops import einsum, rearrange
 
 from mixology.numerics.dtypes import accumulation_dtype
 from mixology.ops.attention.reference import causal_mask
-from mixology.validate import check_positive_int, check_qkv
+from mixology.ops.checks import check_positive_int, check_qkv
 
 
 def feature_map(x: torch.Tensor) -> torch.Tensor:

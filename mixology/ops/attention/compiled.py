@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mixology.compiling import compile_reference
+from mixology.ops._kernels.compiling import compile_reference
 from mixology.ops.attention import reference
-from mixology.validate import check_flag, check_qkv
+from mixology.ops.checks import check_flag, check_qkv
 
 
 def softmax_attention(q, k, v, causal=False, alibi=False):

@@ -9,8 +9,8 @@ from einops import einsum, rearrange
 
 from mixology.ops.attention import reference as ref
 from mixology.ops.attention.chunked import feature_map
+from mixology.ops.checks import check_flag, check_qkv
 from mixology.registry import mutant
-from mixology.validate import check_flag, check_qkv
 
 SOFTMAX, QUAD = "softmax_attention", "quadratic_attention"
 
@@ -281,7 +281,7 @@ def quad_state_in_input_dtype(q, k, v):
 @mutant(QUAD, needs="triton")
 def triton_quad_state_in_input_dtype(q, k, v):
     """The Triton linear form with ACC (its state and dot products) in q's dtype."""
-    from mixology.mutating import input_dtype_accumulator
+    from mixology.ops._kernels.launch_mutants import input_dtype_accumulator
     from mixology.ops.attention import triton_quadratic
 
     with input_dtype_accumulator(triton_quadratic):

@@ -11,8 +11,8 @@ import math
 import torch
 from einops import einsum
 
+from mixology.ops.checks import check_flag, check_qkv
 from mixology.ops.positional.reference import alibi_bias, alibi_slopes  # noqa: F401
-from mixology.validate import check_flag, check_qkv
 
 
 def causal_mask(T: int, device) -> torch.Tensor:

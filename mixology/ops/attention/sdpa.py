@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from mixology.ops.attention.reference import alibi_bias, causal_mask
-from mixology.validate import check_flag, check_qkv
+from mixology.ops.checks import check_flag, check_qkv
 
 
 def softmax_attention(q, k, v, causal: bool = False, alibi: bool = False):

@@ -24,8 +24,8 @@ import triton
 import triton.language as tl
 
 from mixology.numerics.dtypes import accumulation_dtype
-from mixology.triton_utils import acc_dtype, check_runnable, empty
-from mixology.validate import check_positive_int, check_qkv
+from mixology.ops._kernels.triton_utils import acc_dtype, check_runnable, empty
+from mixology.ops.checks import check_positive_int, check_qkv
 
 BLOCK_T = 16  # tokens per chunk (tl.dot needs at least 16 on GPU)
 # The state block a program keeps in registers: BLOCK_I * BLOCK_D * BLOCK_E elements (at least

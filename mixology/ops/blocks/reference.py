@@ -26,7 +26,7 @@ import torch
 from einops import einsum, rearrange
 
 from mixology import registry
-from mixology.validate import (
+from mixology.ops.checks import (
     check_activation,
     check_choice,
     check_eps,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from mixology.ops.checks import check_activation, check_pffn_input
 from mixology.ops.ffn.reference import ACT
-from mixology.validate import check_activation, check_pffn_input
 
 
 def per_token_ffn(x, w1, b1, w2, b2, activation="gelu"):

@@ -18,14 +18,14 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.ops.ffn.reference import feed_forward_mask
-from mixology.triton_utils import (
+from mixology.ops._kernels.triton_utils import (
     acc_dtype,
     cast_out,
     check_runnable,
     empty_like,
     emulate_bf16_rne,
 )
+from mixology.ops.ffn.reference import feed_forward_mask
 
 BLOCK = 1024
 ACT_CODE = {"relu": 0, "gelu": 1, "silu": 2}

@@ -13,14 +13,14 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.triton_utils import (
+from mixology.ops._kernels.triton_utils import (
     acc_dtype,
     cast_out,
     check_runnable,
     empty_like,
     emulate_bf16_rne,
 )
-from mixology.validate import check_ffn_input
+from mixology.ops.checks import check_ffn_input
 
 BLOCK = 1024
 

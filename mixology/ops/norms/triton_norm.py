@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 from mixology.numerics.dtypes import accumulation_dtype
-from mixology.triton_utils import (
+from mixology.ops._kernels.triton_utils import (
     acc_dtype,
     cast_out,
     check_runnable,
@@ -27,7 +27,7 @@ from mixology.triton_utils import (
     persistent_programs,
     row_tile,
 )
-from mixology.validate import check_norm_input
+from mixology.ops.checks import check_norm_input
 
 
 @triton.jit

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mixology.compiling import compile_reference
+from mixology.ops._kernels.compiling import compile_reference
+from mixology.ops.checks import check_rope_input
 from mixology.ops.positional import reference
-from mixology.validate import check_rope_input
 
 
 def rope(x, interleaved=False):

@@ -15,8 +15,7 @@ import triton
 import triton.language as tl
 
 from mixology.numerics.dtypes import accumulation_dtype
-from mixology.ops.positional.reference import alibi_slopes, sinusoidal_table
-from mixology.triton_utils import (
+from mixology.ops._kernels.triton_utils import (
     acc_dtype,
     cast_out,
     check_runnable,
@@ -24,7 +23,8 @@ from mixology.triton_utils import (
     emulate_bf16_rne,
     num_warps,
 )
-from mixology.validate import check_alibi_input, check_sinusoidal_input
+from mixology.ops.checks import check_alibi_input, check_sinusoidal_input
+from mixology.ops.positional.reference import alibi_slopes, sinusoidal_table
 
 
 @triton.jit

@@ -13,9 +13,9 @@ import triton
 import triton.language as tl
 
 from mixology.numerics.dtypes import accumulation_dtype
+from mixology.ops._kernels.triton_utils import acc_dtype, cast_out, check_runnable, empty, emulate_bf16_rne
+from mixology.ops.checks import check_rope_input
 from mixology.ops.positional.reference import rope_angles
-from mixology.triton_utils import acc_dtype, cast_out, check_runnable, empty, emulate_bf16_rne
-from mixology.validate import check_rope_input
 
 
 @triton.jit

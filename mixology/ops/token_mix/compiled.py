@@ -1,10 +1,10 @@
-"""``torch.compile`` of the token-mixing references (see mixology.compiling)."""
+"""``torch.compile`` of the token-mixing references (see mixology.ops._kernels.compiling)."""
 
 from __future__ import annotations
 
-from mixology.compiling import compile_reference
+from mixology.ops._kernels.compiling import compile_reference
+from mixology.ops.checks import check_mix_input, check_mixer_input
 from mixology.ops.token_mix import reference
-from mixology.validate import check_mix_input, check_mixer_input
 
 
 def _compiled(name: str):

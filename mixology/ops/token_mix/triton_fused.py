@@ -19,9 +19,7 @@ import triton
 import triton.language as tl
 
 from mixology.numerics.dtypes import accumulation_dtype
-from mixology.ops.token_mix.triton_index import source_offsets
-from mixology.ops.token_mix.triton_permute import permute
-from mixology.triton_utils import (
+from mixology.ops._kernels.triton_utils import (
     acc_dtype,
     cast_out,
     check_runnable,
@@ -31,7 +29,9 @@ from mixology.triton_utils import (
     persistent_programs,
     row_tile,
 )
-from mixology.validate import check_mixer_input
+from mixology.ops.checks import check_mixer_input
+from mixology.ops.token_mix.triton_index import source_offsets
+from mixology.ops.token_mix.triton_permute import permute
 
 
 @triton.jit

@@ -10,8 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mixology.ops.token_mix.triton_index import source_offsets
-from mixology.triton_utils import (
+from mixology.ops._kernels.triton_utils import (
     acc_dtype,
     cast_out,
     check_runnable,
@@ -19,7 +18,8 @@ from mixology.triton_utils import (
     emulate_bf16_rne,
     num_warps,
 )
-from mixology.validate import check_mix_input
+from mixology.ops.checks import check_mix_input
+from mixology.ops.token_mix.triton_index import source_offsets
 
 
 @triton.jit

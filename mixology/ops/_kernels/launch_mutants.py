@@ -58,7 +58,7 @@ def first_tile_only(module: types.ModuleType, tile: int = 16):
 def fixed_row_tile(module: types.ModuleType, tile: int = 16):
     """``row_tile`` that caps BLOCK_D at ``tile``: a row reduction (mean, Σx²) over the first
     ``tile`` columns only, and the rest of the row never written."""
-    from mixology.triton_utils import row_tile
+    from mixology.ops._kernels.triton_utils import row_tile
 
     def capped(D, elements=4096):
         rows, block_d = row_tile(D, elements)
