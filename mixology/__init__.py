@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mixology import registry
-from mixology.module import FeedForward, RankMixer, RankMixerBlock, TokenMixer, TransformerBlock
+from mixology.nn import FeedForward, RankMixer, RankMixerBlock, TokenMixer, TransformerBlock
 from mixology.registry import implementations, ops
 from mixology.verify.api import Report, check
 

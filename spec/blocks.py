@@ -14,7 +14,7 @@ import functools
 
 import torch
 
-from mixology.module import RankMixer, TransformerBlock
+from mixology.nn import RankMixer, TransformerBlock
 from mixology.numerics.tolerance import eps, max_abs_err, scale_of
 from mixology.ops.blocks import reference as ref
 from mixology.ops.norms import reference as norms

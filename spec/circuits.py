@@ -3,7 +3,7 @@
 Each is a plain function ``fn()`` (registered by ``@circuit_property``) over random small
 models of every attention-only configuration: softmax or quadratic attention, 1 or 2 layers,
 learned, RoPE or no positions, every parameter (biases too) drawn at random. The model's own
-forward and its own attention op (through lab.inspect's trace) are the oracles.
+forward and its own attention op (through lab.tracing's trace) are the oracles.
 ``tests/test_lab_spec.py`` shows they hold, that each of ``CIRCUIT_MUTANTS`` is rejected and
 that each property rejects one.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from mixology.lab import circuits, inspect
+from mixology.lab import circuits, tracing
 from mixology.lab.model import CausalLM, ModelConfig
 from mixology.ops._kernels.launch_mutants import patched
 
@@ -74,7 +74,7 @@ def pattern_from_the_qk_circuit_is_the_models():
         m = attention_only(**cfg)
         idx = _idx(m)
         with torch.no_grad():  # the model's own ops, its attention re-run with v = I
-            seen = [t["pattern"] for t in inspect.trace(m, idx)[0]]
+            seen = [t["pattern"] for t in tracing.trace(m, idx)[0]]
             mine = circuits.layer_patterns(m, idx)
         for layer, (a, b) in enumerate(zip(mine, seen, strict=True)):
             err = float((a - b).abs().max() / b.abs().max())

@@ -107,17 +107,17 @@ def whole_model_is_causal():
 
 @lab_property
 def trace_is_the_model():
-    """The sublayer-by-sublayer trace (lab.inspect, the reference composition on each
+    """The sublayer-by-sublayer trace (lab.tracing, the reference composition on each
     block's parameters) gives the model's logits (float64, to 1e-12 of their scale) in every
     causal configuration, its patterns are causal, and softmax's rows sum to one."""
-    from mixology.lab import inspect
+    from mixology.lab import tracing
 
     for cfg in CAUSAL_CONFIGS:
         m = tiny_model(**cfg)
         idx = torch.randint(0, 11, (2, 8), generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
             want, _ = m(idx)
-            layers, got = inspect.trace(m, idx)
+            layers, got = tracing.trace(m, idx)
         err = float((got - want).abs().max() / want.abs().max())
         assert err <= 1e-12, f"{cfg}: the trace misses the logits by {err:.1e}"
         for layer, t in enumerate(layers):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from mixology.module import TokenMixer
+from mixology.nn import TokenMixer
 from mixology.ops.token_mix import reference as ref
 from spec import prop
 from spec.helpers import expect_rejected, leaf

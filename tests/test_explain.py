@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from mixology import explain
+from mixology.lab import explain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from mixology import registry
 from mixology.lab.data import IGNORE
-from mixology.module import TransformerBlock
+from mixology.nn import TransformerBlock
 
 POSITIONALS = ("learned", "sinusoidal", "rope", "alibi", "none")
 OUTPUT_PARAMS = ("wo", "w2", "w_down", "w_out")  # each branch's output projection

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from mixology.lab import data, model, train
-from mixology.module import TransformerBlock
+from mixology.nn import TransformerBlock
 from mixology.ops._kernels.launch_mutants import patched
 
 

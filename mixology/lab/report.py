@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-from mixology.lab import data
-from mixology.lab import inspect as lab_inspect
+from mixology.lab import data, tracing
 from mixology.lab.train import load_run
 
 SATURATE_NATS = 7.0
@@ -103,7 +102,7 @@ def layer_statistics(run: Path, path: Path) -> Path | None:
 @torch.no_grad()
 def attention_heatmaps(model, tok, prompt: str, path: Path) -> Path | None:
     idx = tok.encode(prompt)[None, -model.config.context:]
-    layers, _ = lab_inspect.trace(model, idx)
+    layers, _ = tracing.trace(model, idx)
     pats = [t["pattern"] for t in layers]
     if pats[0] is None:
         return None

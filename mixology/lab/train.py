@@ -31,8 +31,7 @@ from pathlib import Path
 
 import torch
 
-from mixology.lab import data
-from mixology.lab import inspect as lab_inspect
+from mixology.lab import data, tracing
 from mixology.lab.model import CausalLM, ModelConfig, config_from_dict
 
 
@@ -290,7 +289,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
             loss = float(mean) / world
         evaluating = (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps
         t1 = time.perf_counter()
-        grads = lab_inspect.grad_rms(model) if cfg.stats and evaluating else None
+        grads = tracing.grad_rms(model) if cfg.stats and evaluating else None
         grads_s = time.perf_counter() - t1
         params = [p for p in model.parameters() if p.grad is not None]
         norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip
@@ -322,7 +321,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
                 f.write(json.dumps(row) + "\n")
             if grads is not None:  # at each evaluation: the statistics of every layer
                 t1 = time.perf_counter()
-                layers = lab_inspect.layer_stats(model, probe.to(cfg.device))
+                layers = tracing.layer_stats(model, probe.to(cfg.device))
                 for layer, g in zip(layers, grads, strict=True):
                     layer["grad_rms"] = g
                 stats_s += time.perf_counter() - t1 + grads_s

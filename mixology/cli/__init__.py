@@ -437,8 +437,8 @@ def cmd_circuits(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    """Print the walkthrough of a block (mixology/explain.py)."""
-    from mixology import explain
+    """Print the walkthrough of a block (mixology/lab/explain.py)."""
+    from mixology.lab import explain
 
     try:
         text = explain.explain(args.topic, B=args.B, T=args.T, D=args.D, H=args.H)

@@ -117,7 +117,7 @@ def _count(module: torch.nn.Module) -> int:
 
 
 def ffn(D: int = 768) -> str:
-    from mixology.module import FeedForward
+    from mixology.nn import FeedForward
 
     F_ = 4 * D
     ff = FeedForward(D, F_, device="meta")
