@@ -23,13 +23,13 @@ if DEVICE == "cpu":
     warnings.filterwarnings("ignore", category=RuntimeWarning,
                             module=r"triton\.runtime\.interpreter")
 
-from spec.strategies import load_profile  # noqa: E402
+from mixology.spec.strategies import load_profile  # noqa: E402
 
 load_profile()
 
 
 def pytest_report_header(config):
-    from spec.strategies import profile_name
+    from mixology.spec.strategies import profile_name
 
     return (f"mixology: device={DEVICE} profile={profile_name()} "
             f"TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET', '0')}")

@@ -31,7 +31,7 @@ def spec_tests(op: str, fn: Callable | str, **kw):
     ``test_...`` name in a test module, and each property is its own test item."""
     import pytest
 
-    import spec
+    from mixology import spec
 
     def test_property(prop):
         report = check(op, fn, properties=[prop], **kw)

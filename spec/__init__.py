@@ -13,6 +13,10 @@ must fail at least one property), and on any ``--candidate`` a user points at.
 
 from __future__ import annotations
 
+if __name__ != "mixology.spec":  # one package, one registry of properties: never a second copy
+    raise ImportError(f"the folder spec/ is the package mixology.spec, not {__name__!r}: "
+                      "import mixology.spec")
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -87,4 +91,4 @@ def properties(op: str | None = None) -> list[Property]:
 
 def load() -> None:
     # One import per op's property module.
-    from spec import attention, blocks, ffn, norms, positional, token_mix, token_mixer  # noqa: F401
+    from mixology.spec import attention, blocks, ffn, norms, positional, token_mix, token_mixer  # noqa: F401

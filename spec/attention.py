@@ -11,10 +11,10 @@ import dataclasses
 import torch
 
 from mixology.ops.attention import reference as ref
-from spec import prop
-from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
-from spec.numerics import assert_matches_reference
-from spec.strategies import (
+from mixology.spec import prop
+from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
+from mixology.spec.numerics import assert_matches_reference
+from mixology.spec.strategies import (
     attn_cases,
     attn_gradcheck_cases,
     bad_attention_inputs,

@@ -19,10 +19,10 @@ from mixology.numerics.tolerance import eps, max_abs_err, scale_of
 from mixology.ops.blocks import reference as ref
 from mixology.ops.norms import reference as norms
 from mixology.ops.token_mix import reference as mixing
-from spec import prop, prop_each
-from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
-from spec.numerics import assert_matches_reference, forward_backward
-from spec.strategies import (
+from mixology.spec import prop, prop_each
+from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
+from mixology.spec.numerics import assert_matches_reference, forward_backward
+from mixology.spec.strategies import (
     BLOCK_ACTIVATIONS,
     LAYOUTS,
     POSITIONAL_OF,

@@ -11,10 +11,10 @@ import math
 import torch
 
 from mixology.ops.ffn import reference as ref
-from spec import prop, prop_each
-from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
-from spec.numerics import assert_matches_reference
-from spec.strategies import LAYOUTS, bad_ffn_inputs, ffn_cases
+from mixology.spec import prop, prop_each
+from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
+from mixology.spec.numerics import assert_matches_reference
+from mixology.spec.strategies import LAYOUTS, bad_ffn_inputs, ffn_cases
 
 OPS = ("feed_forward", "swiglu", "bilinear", "per_token_ffn")
 WITH_ACTIVATION = ("feed_forward", "per_token_ffn")

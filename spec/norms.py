@@ -12,10 +12,10 @@ import functools
 import torch
 
 from mixology.ops.norms import reference as ref
-from spec import prop, prop_each
-from spec.helpers import expect_rejected, leaf
-from spec.numerics import assert_matches_reference
-from spec.strategies import bad_norm_inputs, mix_cases
+from mixology.spec import prop, prop_each
+from mixology.spec.helpers import expect_rejected, leaf
+from mixology.spec.numerics import assert_matches_reference
+from mixology.spec.strategies import bad_norm_inputs, mix_cases
 
 LN, RMS = "layer_norm", "rms_norm"
 EPS = 1e-5

@@ -8,7 +8,7 @@ import torch
 
 from mixology.numerics.rounding import rounding_error
 from mixology.numerics.tolerance import assert_close, float64_ref_err
-from spec.helpers import leaf
+from mixology.spec.helpers import leaf
 
 
 def forward_backward(fn: Callable, tensors: Sequence[torch.Tensor], upstream: torch.Tensor | None):

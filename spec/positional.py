@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from mixology.ops.positional import reference as ref
-from spec import prop
-from spec.helpers import assert_bitwise_equal, expect_rejected, leaf
-from spec.numerics import assert_matches_reference
-from spec.strategies import (
+from mixology.spec import prop
+from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
+from mixology.spec.numerics import assert_matches_reference
+from mixology.spec.strategies import (
     ATTN_LAYOUTS,
     bad_alibi_inputs,
     bad_rope_inputs,

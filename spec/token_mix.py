@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 
 from mixology.ops.token_mix import reference as ref
-from spec import prop
-from spec.helpers import assert_bitwise_equal, bits, expect_rejected, leaf
-from spec.strategies import bad_mix_inputs, edge_cases, gradcheck_cases, mix_cases
+from mixology.spec import prop
+from mixology.spec.helpers import assert_bitwise_equal, bits, expect_rejected, leaf
+from mixology.spec.strategies import bad_mix_inputs, edge_cases, gradcheck_cases, mix_cases
 
 MIX, UNMIX = "token_mix", "token_unmix"
 

@@ -10,10 +10,10 @@ import torch
 
 from mixology.nn import TokenMixer
 from mixology.ops.token_mix import reference as ref
-from spec import prop
-from spec.helpers import expect_rejected, leaf
-from spec.numerics import assert_matches_reference
-from spec.strategies import bad_mixer_inputs, edge_cases, gradcheck_cases, mix_cases
+from mixology.spec import prop
+from mixology.spec.helpers import expect_rejected, leaf
+from mixology.spec.numerics import assert_matches_reference
+from mixology.spec.strategies import bad_mixer_inputs, edge_cases, gradcheck_cases, mix_cases
 
 OP = "token_mixer"
 EPS = 1e-5

@@ -25,8 +25,7 @@ os.environ.setdefault("MIXOLOGY_POISON", "1")
 warnings.filterwarnings("ignore", category=RuntimeWarning)  # the interpreter: inf - inf
 warnings.filterwarnings("ignore", category=UserWarning)  # var_mean with one feature
 
-import spec  # noqa: E402
-from mixology import registry  # noqa: E402
+from mixology import registry, spec  # noqa: E402
 from mixology.verify import runner  # noqa: E402
 from tests import candidates  # noqa: E402
 

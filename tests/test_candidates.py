@@ -8,8 +8,7 @@ import os
 
 import pytest
 
-import spec
-from mixology import registry
+from mixology import registry, spec
 from mixology.verify import runner
 from tests import candidates
 

@@ -85,7 +85,7 @@ def test_pytest_plugin_and_spec_tests_make_one_item_per_property(tmp_path):
         f"device={DEVICE!r})\n")
     r = _pytest(["-q", "test_mine.py"], tmp_path)
     assert r.returncode == 0, r.stdout[-3000:]
-    import spec
+    from mixology import spec
 
     assert f"{len(spec.properties('rms_norm'))} passed" in r.stdout, r.stdout[-2000:]
     r = _pytest(["-q", "--mixology-candidate", "rms_norm=no.such:module"], tmp_path)

@@ -8,7 +8,7 @@ import sys
 
 from mixology.lab.model import preset
 from mixology.lab.train import TrainConfig, train
-from spec.lab import tiny_text
+from mixology.spec.lab import tiny_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

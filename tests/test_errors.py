@@ -5,7 +5,7 @@ import os
 import pytest
 
 from mixology import registry
-from spec.strategies import (
+from mixology.spec.strategies import (
     bad_alibi_inputs,
     bad_attention_inputs,
     bad_block_inputs,

@@ -10,7 +10,7 @@ import pytest
 from mixology import registry
 from mixology.lab import model
 from mixology.ops._kernels.launch_mutants import patched
-from spec.lab import follows_the_reference_loss_curve
+from mixology.spec.lab import follows_the_reference_loss_curve
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 IMPLS = [i for i in registry.implementations("transformer_block", DEVICE) if i != "reference"]

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from mixology.lab import report
 from mixology.lab.model import preset
 from mixology.lab.train import TrainConfig, train
-from spec.lab import tiny_text
+from mixology.spec.lab import tiny_text
 
 
 def _run(path, **kw):

@@ -9,7 +9,7 @@ import torch
 
 from mixology import registry
 from mixology.lab.model import PRESETS, CausalLM, ModelConfig, preset
-from spec.lab import CAUSAL_CONFIGS
+from mixology.spec.lab import CAUSAL_CONFIGS
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 TINY = dict(vocab_size=11, context=8, d_model=8, n_layers=2, n_heads=2, ff_mult=2)

@@ -6,8 +6,8 @@ holds, every mutant is rejected by one, and every property rejects one."""
 import pytest
 
 from mixology.lab.mutants import LAB_MUTANTS
-from spec.circuits import CIRCUIT_MUTANTS, CIRCUIT_PROPERTIES
-from spec.lab import LAB_PROPERTIES
+from mixology.spec.circuits import CIRCUIT_MUTANTS, CIRCUIT_PROPERTIES
+from mixology.spec.lab import LAB_PROPERTIES
 
 SUITES = {"lab": (LAB_PROPERTIES, LAB_MUTANTS), "circuits": (CIRCUIT_PROPERTIES, CIRCUIT_MUTANTS)}
 

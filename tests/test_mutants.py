@@ -4,8 +4,7 @@ import os
 
 import pytest
 
-import spec
-from mixology import registry
+from mixology import registry, spec
 from mixology.verify import runner
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]

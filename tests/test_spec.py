@@ -7,10 +7,9 @@ import os
 import pytest
 import torch
 
-import spec
-from mixology import registry
+from mixology import registry, spec
+from mixology.spec.strategies import AttnCase, tiers
 from mixology.verify import runner
-from spec.strategies import AttnCase, tiers
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 CASES = [(p, impl, tier) for op in registry.ops() for p in spec.properties(op)

@@ -8,7 +8,7 @@ import torch
 
 from mixology.numerics.tolerance import assert_close
 from mixology.ops.token_mix import reference as ref
-from spec.helpers import assert_bitwise_equal, leaf
+from mixology.spec.helpers import assert_bitwise_equal, leaf
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 pytestmark = pytest.mark.skipif(
@@ -150,7 +150,7 @@ QUAD_SHAPES = [(1, 2, 50, 16, 16), (2, 1, 40, 32, 20), (1, 1, 35, 64, 16), (1, 1
 def test_quadratic_kernels_at_head_sizes(B, H, T, d, dv, dtype):
     from mixology.ops.attention import reference
     from mixology.ops.attention.triton_quadratic import quadratic_attention
-    from spec.numerics import assert_matches_reference
+    from mixology.spec.numerics import assert_matches_reference
 
     g = torch.Generator().manual_seed(T * d + dv)
     q, k, v = (torch.randn(B, H, T, n, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
@@ -206,7 +206,7 @@ def test_quadratic_causality_across_a_chunk():
 def test_norm_kernels_wide_rows_and_many_tiles(op, B, T, D, dtype):
     """D over one 1024 tile, and more row tiles than backward programs (partial dw/db)."""
     from mixology.ops.norms import reference, triton_norm
-    from spec.numerics import assert_matches_reference
+    from mixology.spec.numerics import assert_matches_reference
 
     g = torch.Generator().manual_seed(D)
     x = torch.randn(B, T, D, generator=g, dtype=torch.float64).to(dtype).to(DEVICE)
@@ -228,7 +228,7 @@ def test_norm_kernels_wide_rows_and_many_tiles(op, B, T, D, dtype):
 def test_gate_kernel_over_many_blocks(op, dtype):
     """B·T·F = 6000 hidden units: several blocks of 1024 and a partial last one."""
     from mixology.ops.ffn import reference, triton_gated
-    from spec.numerics import assert_matches_reference
+    from mixology.spec.numerics import assert_matches_reference
 
     g = torch.Generator().manual_seed(5)
     B, T, D, F = 3, 50, 16, 40
@@ -251,7 +251,7 @@ def test_ffn_kernel_over_many_blocks(activation, dtype):
     """B·T·F = 6000 hidden units (several blocks of 1024, a partial last one), with and without
     dropout: the bias is indexed by unit (offset % F) in every block."""
     from mixology.ops.ffn import reference, triton_ffn
-    from spec.numerics import assert_matches_reference
+    from mixology.spec.numerics import assert_matches_reference
 
     g = torch.Generator().manual_seed(6)
     B, T, D, F = 3, 50, 16, 40

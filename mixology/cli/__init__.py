@@ -96,8 +96,8 @@ def _usage_error(command: str, msg: str) -> int:
 
 def cmd_verify(args) -> int:
     device = _setup_device(args.device)
+    from mixology.spec.strategies import profile_name
     from mixology.verify import api, runner
-    from spec.strategies import profile_name
 
     try:
         candidates = api.parse_candidates(args.candidate)
@@ -196,8 +196,7 @@ def _verify_parallel(args, device, profile, total):
 
 def cmd_list(args) -> int:
     device = _setup_device(args.device)
-    import spec
-    from mixology import registry
+    from mixology import registry, spec
 
     known = registry.ops()
     unknown = [op for op in args.op or [] if op not in known]
@@ -527,7 +526,7 @@ def cmd_sample(args) -> int:
 
 def _property_table(matrix, ops) -> str:
     """Markdown: each property, what it checks, and the mutants it rejects."""
-    import spec
+    from mixology import spec
 
     lines = ["| op | property | kind | checks | mutants it rejects |", "|---|---|---|---|---|"]
     for p in spec.properties():

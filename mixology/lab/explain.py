@@ -101,8 +101,7 @@ def token_mixer(B: int = 2, T: int = 4, D: int = 8, H: int = 4) -> str:
 def _rejecting(op: str, mutant: str) -> list[str]:
     """The spec's properties of ``op`` that reject the registered mutant (a few examples
     each, small sizes, on CPU)."""
-    import spec
-    from mixology import registry
+    from mixology import registry, spec
     from mixology.verify import runner
 
     (m,) = [m for m in registry.mutants(op, "cpu") if m.name == mutant]

@@ -136,9 +136,9 @@ def check(op: str, fn: Callable | str, *, device: str | None = None, profile: st
     property. Each failure's replay is a `python -m mixology verify --candidate ...` command
     when ``fn`` can be imported by name, else the ``mixology.check(...)`` call that replays it.
     """
-    import spec
+    from mixology import spec
+    from mixology.spec.strategies import sizes_name
     from mixology.verify import runner
-    from spec.strategies import sizes_name
 
     if op not in registry.ops():
         raise ValueError(f"op: unknown op {op!r}; known: {', '.join(registry.ops())}")

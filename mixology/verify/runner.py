@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 import hypothesis
 from hypothesis import Phase, given, settings
 
-import spec
-from mixology import registry
-from spec.strategies import (
+from mixology import registry, spec
+from mixology.spec.strategies import (
     KERNEL_CAP,
     KERNEL_EXAMPLES,
     load_profile,
