@@ -256,7 +256,7 @@ def cmd_mutants(args) -> int:
 
 def _repo_root() -> str:
     """The checkout holding perf/ (benchmarks run from a clone, not an installed wheel)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     for root in (os.getcwd(), here):
         if os.path.exists(os.path.join(root, "perf", "test_sweep.py")):
             return root
