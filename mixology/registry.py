@@ -129,7 +129,7 @@ def _ensure_loaded() -> None:
     import mixology.ops  # noqa: F401
 
 
-# Mutants: plausible buggy implementations the spec must reject (see tests/test_mutants.py).
+# Mutants: plausible buggy implementations the spec must reject (see tests/spec/test_mutants.py).
 
 @dataclass(frozen=True)
 class Mutant:

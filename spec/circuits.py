@@ -4,7 +4,7 @@ Each is a plain function ``fn()`` (registered by ``@circuit_property``) over ran
 models of every attention-only configuration: softmax or quadratic attention, 1 or 2 layers,
 learned, RoPE or no positions, every parameter (biases too) drawn at random. The model's own
 forward and its own attention op (through lab.tracing's trace) are the oracles.
-``tests/test_lab_spec.py`` shows they hold, that each of ``CIRCUIT_MUTANTS`` is rejected and
+``tests/lab/test_lab_spec.py`` shows they hold, that each of ``CIRCUIT_MUTANTS`` is rejected and
 that each property rejects one.
 """
 

@@ -35,7 +35,7 @@ def expect_rejected(fn, bad, reference) -> None:
     """``fn(*bad.args)`` raises a ValueError or TypeError whose message names the argument
     (``bad.names[0]``): the contract, nothing more. The reference's own error (with the shape
     it expected) is checked word for word across the registered implementations by
-    tests/test_errors.py, not here."""
+    tests/spec/test_errors.py, not here."""
     try:
         reference(*bad.args)
     except (TypeError, ValueError):

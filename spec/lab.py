@@ -4,7 +4,7 @@ A lab property is a plain function ``fn()`` that raises ``AssertionError`` when 
 data windows, model, loss, schedule, optimizer groups, accumulation, resume, Muon) breaks a
 rule; registering it is the one line ``@lab_property``. Each reaches the lab through its
 modules (``data.batch``, ``train.lr_at``, ...), so a mutant that replaces one function
-(``mixology.lab.mutants``) is seen, and ``tests/test_lab_spec.py`` shows that every property
+(``mixology.lab.mutants``) is seen, and ``tests/lab/test_lab_spec.py`` shows that every property
 holds, every mutant is rejected and every property rejects a mutant.
 """
 

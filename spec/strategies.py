@@ -296,7 +296,7 @@ class BadInput:
     """A call ``fn(*args)`` that must be refused. The contract (every implementation): a
     ValueError or TypeError naming ``names[0]``, the argument. The registered implementations
     also agree word for word with the reference, which raises ``error`` naming all ``names``
-    (tests/test_errors.py)."""
+    (tests/spec/test_errors.py)."""
 
     what: str
     args: tuple

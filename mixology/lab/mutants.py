@@ -3,7 +3,7 @@
 Each mutant is a context manager that replaces one function of the lab (the data windows, a
 block's construction, the loss, the schedule, the optimizer groups, the accumulation, the
 resume) by a copy with one plausible bug, so the lab's properties (``spec/lab.py``) can be
-shown to reject every one of them (``tests/test_lab_spec.py``), as the ops' mutants are.
+shown to reject every one of them (``tests/lab/test_lab_spec.py``), as the ops' mutants are.
 
     with LAB_MUTANTS["targets_not_shifted"]():
         spec.lab.targets_are_the_next_tokens()   # raises AssertionError

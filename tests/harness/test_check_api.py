@@ -11,9 +11,9 @@ import pytest
 import mixology
 from mixology.ops.norms import mutants
 from mixology.testing import assert_satisfies_spec
-from tests import candidates
+from tests.support import candidates
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 FAST = dict(device=DEVICE, sizes="small", profile="ci")
 
@@ -80,7 +80,7 @@ def test_pytest_plugin_and_spec_tests_make_one_item_per_property(tmp_path):
     assert "FAILED ::mixology::rms_norm::rms_matches_reference" in r.stdout, r.stdout[-3000:]
     assert "replay: python -m mixology verify" in r.stdout and " passed" in r.stdout
     (tmp_path / "test_mine.py").write_text(
-        "from mixology.testing import spec_tests\nfrom tests import candidates\n"
+        "from mixology.testing import spec_tests\nfrom tests.support import candidates\n"
         f"test_rms = spec_tests('rms_norm', candidates.rms_norm_by_hand, sizes='small', "
         f"device={DEVICE!r})\n")
     r = _pytest(["-q", "test_mine.py"], tmp_path)

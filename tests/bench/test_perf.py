@@ -10,7 +10,7 @@ import pytest
 
 from mixology.bench import history, sweep
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def info(impl="triton", mode="fwd", T=512, D=768, median=1e-3, dtype="bf16", sweep="T",

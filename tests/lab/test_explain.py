@@ -7,7 +7,7 @@ import sys
 
 from mixology.lab import explain
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_token_mixer_walkthrough_traces_every_value_and_rejects_the_seeds_version():

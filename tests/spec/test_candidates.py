@@ -1,8 +1,8 @@
 """A correct independent implementation is never rejected: every candidate in
-tests/candidates.py passes every property of its op, in every size tier.
+tests/support/candidates.py passes every property of its op, in every size tier.
 
 The rate over many more cases (``MIXOLOGY_PROFILE=dev`` / ``thorough``) is measured by
-``python tests/acceptance.py``; the README has the figures."""
+``python tests/support/acceptance.py``; the README has the figures."""
 
 import os
 
@@ -10,7 +10,7 @@ import pytest
 
 from mixology import registry, spec
 from mixology.verify import runner
-from tests import candidates
+from tests.support import candidates
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 CASES = [(p, name) for op, names in candidates.CORRECT.items() for name in names
@@ -26,7 +26,7 @@ def test_every_op_has_an_independent_implementation():
 @pytest.mark.parametrize(("prop", "name"), CASES, ids=[f"{n}-{p.name}" for p, n in CASES])
 def test_independent_implementation_passes(prop, name):
     out = runner.check(prop, getattr(candidates, name), f"candidate {name}", device=DEVICE,
-                       replay_args=f"--candidate {prop.op}=tests.candidates:{name}")
+                       replay_args=f"--candidate {prop.op}=tests.support.candidates:{name}")
     assert out.ok, "\n".join(f"{f.error}\ncounterexample: {f.counterexample}\nreplay: {f.replay}"
                              for f in out.failures)
 

@@ -1,9 +1,9 @@
 """How often the spec accepts correct implementations: every registered implementation and
-every independent one in tests/candidates.py, every property, both size tiers, under a
+every independent one in tests/support/candidates.py, every property, both size tiers, under a
 profile with many examples. A correct implementation must never be rejected, so the goal is
 100%; anything less is a false rejection to fix in the spec or the tolerance policy.
 
-    MIXOLOGY_DEVICE=cpu TRITON_INTERPRET=1 python tests/acceptance.py --profile dev \
+    MIXOLOGY_DEVICE=cpu TRITON_INTERPRET=1 python tests/support/acceptance.py --profile dev \
         [--sizes small|kernel|all] [--op OP]
 
 prints, per op, the implementations run, the cases drawn, the cases rejected and the rate,
@@ -19,7 +19,7 @@ import sys
 import time
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("MIXOLOGY_POISON", "1")
 warnings.filterwarnings("ignore", category=RuntimeWarning)  # the interpreter: inf - inf
@@ -27,7 +27,7 @@ warnings.filterwarnings("ignore", category=UserWarning)  # var_mean with one fea
 
 from mixology import registry, spec  # noqa: E402
 from mixology.verify import runner  # noqa: E402
-from tests import candidates  # noqa: E402
+from tests.support import candidates  # noqa: E402
 
 
 def implementations(op: str, device: str):

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("triton")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 REPORTS = ROOT / "perf" / "gpu_check"
 REGENERATE = ("python -m mixology gpu-check --results perf/gpu_check/results.json; "
               "python -m mixology gpu-check --sizes perf --markdown perf/gpu_check/perf_sizes.md")
@@ -57,7 +57,7 @@ def test_unknown_target_is_one_line_and_exit_2():
 SCRIPT = r"""
 import json, torch
 from mixology.bench import gpu_check as g
-from tests import gpu_check_kernels as k
+from tests.kernels import gpu_check_kernels as k
 x = torch.empty(1 << 20, device="meta")
 cases = {
     "spilling": (k.spilling_kernel, (x,), dict(BLOCK=16384, num_warps=1)),

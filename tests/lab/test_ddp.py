@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = ["--preset", "shakespeare-char-cpu", "--set", "n_layers=1", "--set", "d_model=16",
             "--set", "n_heads=2", "--set", "context=16", "--set", "steps=3", "--set",
             "eval_every=3", "--set", "eval_windows=4", "--set", "warmup=1", "--set",

@@ -6,7 +6,7 @@ import shlex
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def mixology(*args):
@@ -57,17 +57,17 @@ def test_failure_prints_counterexample_and_a_replay_that_reproduces_it():
 
 def test_candidate_good_passes_and_bad_fails():
     code, out = mixology("verify", "--device", "cpu", "--profile", "ci",
-                         "--candidate", "token_mix=tests.candidates:good_token_mix")
+                         "--candidate", "token_mix=tests.support.candidates:good_token_mix")
     assert code == 0, out
     code, out = mixology("verify", "--device", "cpu", "--profile", "ci",
-                         "--candidate", "token_mix=tests.candidates:bad_token_mix")
+                         "--candidate", "token_mix=tests.support.candidates:bad_token_mix")
     assert code == 1, out
     assert "full_mixing_when_heads_equal_tokens" in out and "--candidate" in out
 
 
 def test_candidate_contract_failures_are_listed_apart_and_fail_only_with_strict():
     args = ("verify", "--device", "cpu", "--profile", "ci", "--sizes", "small",
-            "--candidate", "token_mix=tests.candidates:unchecked_token_mix")
+            "--candidate", "token_mix=tests.support.candidates:unchecked_token_mix")
     code, out = mixology(*args)
     assert code == 0, out
     assert "Contract (input checks; not counted as failures without --strict)" in out, out
@@ -79,7 +79,7 @@ def test_candidate_contract_failures_are_listed_apart_and_fail_only_with_strict(
 
 def test_candidate_block():
     code, out = mixology("verify", "--device", "cpu", "--profile", "ci",
-                         "--candidate", "token_mixer=tests.candidates:good_token_mixer")
+                         "--candidate", "token_mixer=tests.support.candidates:good_token_mixer")
     assert code == 0, out
 
 
@@ -99,7 +99,7 @@ def test_verify_misuse_is_one_line_and_exit_2():
         (("--op", "rms"), "--op: unknown op 'rms'"),
         (("--candidate", "rmsnorm"), "--candidate wants OP=package.module:function"),
         (("--candidate", "rms_norm=no.such:fn"), "cannot import no.such:fn"),
-        (("--candidate", "rms_norm=tests.candidates:rms_norm_by_hand", "--op", "layer_norm"),
+        (("--candidate", "rms_norm=tests.support.candidates:rms_norm_by_hand", "--op", "layer_norm"),
          "contradicts --candidate rms_norm"),
         (("--op", "rms_norm", "--property", "nope"), "--property: no property 'nope'"),
         (("--op", "rms_norm", "--impl", "nope"), "--impl: no implementation 'nope'"),

@@ -1,4 +1,4 @@
-"""Kernels that gpu-check must flag (and one it must pass): tests/test_gpu_check.py compiles
+"""Kernels that gpu-check must flag (and one it must pass): tests/kernels/test_gpu_check.py compiles
 them for sm_90 in a process without TRITON_INTERPRET."""
 
 import triton

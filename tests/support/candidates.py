@@ -1,7 +1,7 @@
 """A user's kernels: independent implementations of every op, written without the references
 (plain torch, torch.nn.functional, online softmax, a token-by-token recurrence, complex
 rotation), with input checks of their own. The spec must accept every one of them
-(tests/test_candidates.py); ``bad_token_mix`` (the permute-back mixer) it must reject.
+(tests/spec/test_candidates.py); ``bad_token_mix`` (the permute-back mixer) it must reject.
 """
 
 import math
@@ -296,7 +296,7 @@ def per_token_ffn_loop(x, w1, b1, w2, b2, activation="gelu"):
     return torch.stack(outs, dim=1) if outs else x.new_zeros(B, 0, D)
 
 
-# op -> the independent implementations of it above (tests/test_candidates.py)
+# op -> the independent implementations of it above (tests/spec/test_candidates.py)
 CORRECT = {
     "token_mix": ["good_token_mix"],
     "token_unmix": ["good_token_unmix"],

@@ -10,7 +10,7 @@ from mixology.lab.model import preset
 from mixology.lab.train import TrainConfig, train
 from mixology.spec.lab import tiny_text
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _circuits(*args):

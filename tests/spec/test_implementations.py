@@ -44,7 +44,7 @@ def _triton_runs():
     return DEVICE == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
 
 
-# Cases `thorough` drew (tests/acceptance.py) where the spec rejected a correct implementation,
+# Cases `thorough` drew (tests/support/acceptance.py) where the spec rejected a correct implementation,
 # replayed on every implementation here: each must pass.
 FOUND = [
     # rows sum to 1 within 8 eps was too tight: the float64 reference itself is 12 eps off.

@@ -1,0 +1,1 @@
+"""The benchmark sweep, its history, the regression gate and the plots."""

@@ -1,0 +1,1 @@
+"""The harness around the spec: the Python API, mixology.check, the plugin, the CLI, the runner."""

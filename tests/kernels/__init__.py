@@ -1,0 +1,1 @@
+"""The Triton kernels, torch.compile of the references, and gpu-check."""

@@ -1,0 +1,1 @@
+"""The lab: models, training, looking inside, circuits and its own spec."""

@@ -1,0 +1,1 @@
+"""The tolerance policy and the rounding-error scale."""

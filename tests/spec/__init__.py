@@ -1,0 +1,1 @@
+"""The spec on every implementation, mutant, independent candidate and bad input."""

@@ -1,0 +1,1 @@
+"""Helpers that are not tests: independent implementations and the acceptance script."""
