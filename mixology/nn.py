@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from mixology import registry
-from mixology.ops.checks import check_activation, check_dropout, check_positive_int, check_tensor
+from mixology.ops.checks import check_positive_int, check_tensor
+from mixology.ops.ffn.checks import check_activation, check_dropout
 
 
 class TokenMixer(nn.Module):

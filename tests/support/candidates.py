@@ -9,8 +9,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mixology.ops.checks import check_mix_input
 from mixology.ops.ffn.reference import dropout_mask
+from mixology.ops.token_mix.checks import check_mix_input
 
 
 def _acc(x):
@@ -73,7 +73,7 @@ def good_token_unmix(y, num_heads):
 
 
 def good_token_mixer(x, num_heads, weight, bias, eps=1e-5):
-    from mixology.ops.checks import check_mixer_input
+    from mixology.ops.token_mix.checks import check_mixer_input
 
     check_mixer_input(x, num_heads, weight, bias, eps)
     z = x + good_token_mix(x, num_heads)

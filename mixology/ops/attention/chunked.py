@@ -13,8 +13,9 @@ import torch
 from einops import einsum, rearrange
 
 from mixology.numerics.dtypes import accumulation_dtype
+from mixology.ops.attention.checks import check_qkv
 from mixology.ops.attention.reference import causal_mask
-from mixology.ops.checks import check_positive_int, check_qkv
+from mixology.ops.checks import check_positive_int
 
 
 def feature_map(x: torch.Tensor) -> torch.Tensor:

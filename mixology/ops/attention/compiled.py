@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from mixology.ops._kernels.compiling import compile_reference
 from mixology.ops.attention import reference
-from mixology.ops.checks import check_flag, check_qkv
+from mixology.ops.attention.checks import check_qkv
+from mixology.ops.checks import check_flag
 
 
 def softmax_attention(q, k, v, causal=False, alibi=False):

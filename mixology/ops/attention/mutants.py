@@ -8,8 +8,9 @@ import torch
 from einops import einsum, rearrange
 
 from mixology.ops.attention import reference as ref
+from mixology.ops.attention.checks import check_qkv
 from mixology.ops.attention.chunked import feature_map
-from mixology.ops.checks import check_flag, check_qkv
+from mixology.ops.checks import check_flag
 from mixology.registry import mutant
 
 SOFTMAX, QUAD = "softmax_attention", "quadratic_attention"

@@ -11,7 +11,8 @@ import math
 import torch
 from einops import einsum
 
-from mixology.ops.checks import check_flag, check_qkv
+from mixology.ops.attention.checks import check_qkv
+from mixology.ops.checks import check_flag
 from mixology.ops.positional.reference import alibi_bias, alibi_slopes  # noqa: F401
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from mixology.ops.attention.checks import check_qkv
 from mixology.ops.attention.reference import alibi_bias, causal_mask
-from mixology.ops.checks import check_flag, check_qkv
+from mixology.ops.checks import check_flag
 
 
 def softmax_attention(q, k, v, causal: bool = False, alibi: bool = False):

@@ -25,13 +25,13 @@ import triton.language as tl
 
 from mixology.numerics.dtypes import accumulation_dtype
 from mixology.ops._kernels.triton_utils import acc_dtype, check_runnable, empty
-from mixology.ops.checks import check_positive_int, check_qkv
+from mixology.ops.attention.checks import check_qkv
+from mixology.ops.checks import check_positive_int
 
 BLOCK_T = 16  # tokens per chunk (tl.dot needs at least 16 on GPU)
 # The state block a program keeps in registers: BLOCK_I * BLOCK_D * BLOCK_E elements (at least
-# one i-row: BLOCK_D * BLOCK_E <= 4096), with NUM_WARPS warps. Sized by `gpu-check`: 8192
-# elements with 4 warps hit 255 registers and spilled 1.5-2.4 KB per thread on sm_90 at the
-# perf sweep's d = 16, 32, 64; 2048 (4096 at d >= 64) with 8 warps spill nothing.
+# one i-row: BLOCK_D * BLOCK_E <= 4096), with NUM_WARPS warps. Sized by `gpu-check` (sm_90, the
+# sweep's d = 16, 32, 64): 2048 elements (4096 at d >= 64) with 8 warps spill nothing.
 STATE_ELEMENTS = 2048
 NUM_WARPS = 8
 

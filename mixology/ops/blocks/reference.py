@@ -26,14 +26,10 @@ import torch
 from einops import einsum, rearrange
 
 from mixology import registry
-from mixology.ops.checks import (
-    check_activation,
-    check_choice,
-    check_eps,
-    check_flag,
-    check_mix_input,
-    check_params,
-)
+from mixology.ops.blocks.checks import check_params
+from mixology.ops.checks import check_choice, check_eps, check_flag
+from mixology.ops.ffn.checks import check_activation
+from mixology.ops.token_mix.checks import check_mix_input
 
 COMPONENT_OPS = ("token_mix", "token_mixer", "per_token_ffn", "layer_norm", "rms_norm",
                  "feed_forward", "swiglu", "bilinear", "softmax_attention",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from mixology.ops.checks import check_activation, check_pffn_input
+from mixology.ops.ffn.checks import check_activation, check_pffn_input
 from mixology.ops.ffn.reference import ACT
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mixology.ops._kernels.compiling import compile_reference
-from mixology.ops.checks import check_activation, check_ffn_input, check_pffn_input
 from mixology.ops.ffn import reference
+from mixology.ops.ffn.checks import check_activation, check_ffn_input, check_pffn_input
 
 
 def feed_forward(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):

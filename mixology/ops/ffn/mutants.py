@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mixology.ops.checks import check_activation, check_dropout, check_ffn_input, check_pffn_input
 from mixology.ops.ffn import reference as ref
+from mixology.ops.ffn.checks import check_activation, check_dropout, check_ffn_input, check_pffn_input
 from mixology.registry import mutant
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from einops import einsum
 
-from mixology.ops.checks import check_activation, check_dropout, check_ffn_input, check_pffn_input
+from mixology.ops.ffn.checks import check_activation, check_dropout, check_ffn_input, check_pffn_input
 
 ACT = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
 

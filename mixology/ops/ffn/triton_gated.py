@@ -20,7 +20,7 @@ from mixology.ops._kernels.triton_utils import (
     empty_like,
     emulate_bf16_rne,
 )
-from mixology.ops.checks import check_ffn_input
+from mixology.ops.ffn.checks import check_ffn_input
 
 BLOCK = 1024
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mixology.ops.checks import check_norm_input
+from mixology.ops.norms.checks import check_norm_input
 from mixology.registry import mutant
 
 LN, RMS = "layer_norm", "rms_norm"

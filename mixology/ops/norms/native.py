@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from mixology.ops.checks import check_norm_input
+from mixology.ops.norms.checks import check_norm_input
 
 
 def layer_norm(x, weight, bias, eps=1e-5):

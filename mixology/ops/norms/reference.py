@@ -12,7 +12,7 @@ import torch
 from einops import reduce
 
 from mixology.numerics.dtypes import accumulation_dtype
-from mixology.ops.checks import check_norm_input
+from mixology.ops.norms.checks import check_norm_input
 
 
 def _acc(x):

@@ -27,7 +27,7 @@ from mixology.ops._kernels.triton_utils import (
     persistent_programs,
     row_tile,
 )
-from mixology.ops.checks import check_norm_input
+from mixology.ops.norms.checks import check_norm_input
 
 
 @triton.jit

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mixology.ops._kernels.compiling import compile_reference
-from mixology.ops.checks import check_rope_input
 from mixology.ops.positional import reference
+from mixology.ops.positional.checks import check_rope_input
 
 
 def rope(x, interleaved=False):

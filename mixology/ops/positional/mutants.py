@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from mixology.ops.checks import check_rope_input
 from mixology.ops.positional import reference as ref
+from mixology.ops.positional.checks import check_rope_input
 from mixology.registry import mutant
 
 ROPE = "rope"
@@ -102,7 +102,7 @@ ALIBI = "alibi"
 
 def _alibi(scores, causal, *, slopes=None, offset=0, sign=-1.0, signed_distance=False,
            transpose=False):
-    from mixology.ops.checks import check_alibi_input
+    from mixology.ops.positional.checks import check_alibi_input
 
     B, H, T, _ = check_alibi_input(scores, causal)
     pos = torch.arange(T, dtype=torch.float64, device=scores.device)
@@ -160,7 +160,7 @@ def alibi_transposed(scores, causal=False):
 @mutant(ALIBI)
 def alibi_returns_bias(scores, causal=False):
     """Returns the (H, T, T) bias alone instead of scores + bias."""
-    from mixology.ops.checks import check_alibi_input
+    from mixology.ops.positional.checks import check_alibi_input
 
     B, H, T, _ = check_alibi_input(scores, causal)
     return ref.alibi_bias(H, T, causal, dtype=scores.dtype, device=scores.device)
@@ -186,7 +186,7 @@ SIN = "sinusoidal"
 
 def _sinusoidal(x, *, swap=False, base=ref.BASE, freq_step=2, offset=0, concat=False,
                 checks=True):
-    from mixology.ops.checks import check_sinusoidal_input
+    from mixology.ops.positional.checks import check_sinusoidal_input
 
     if checks:
         check_sinusoidal_input(x)
@@ -240,7 +240,7 @@ def sinusoidal_unchecked(x):
 @mutant(SIN)
 def sinusoidal_returns_table(x):
     """Returns the (T, D) encoding itself instead of x + PE."""
-    from mixology.ops.checks import check_sinusoidal_input
+    from mixology.ops.positional.checks import check_sinusoidal_input
 
     B, T, D = check_sinusoidal_input(x)
     sin, cos = ref.sinusoidal_table(T, D, x.device, torch.float64)

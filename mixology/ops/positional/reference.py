@@ -23,7 +23,7 @@ import torch
 from einops import einsum, rearrange
 
 from mixology.numerics.dtypes import accumulation_dtype
-from mixology.ops.checks import check_alibi_input, check_rope_input, check_sinusoidal_input
+from mixology.ops.positional.checks import check_alibi_input, check_rope_input, check_sinusoidal_input
 
 BASE = 10000.0
 

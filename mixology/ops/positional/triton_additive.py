@@ -23,7 +23,7 @@ from mixology.ops._kernels.triton_utils import (
     emulate_bf16_rne,
     num_warps,
 )
-from mixology.ops.checks import check_alibi_input, check_sinusoidal_input
+from mixology.ops.positional.checks import check_alibi_input, check_sinusoidal_input
 from mixology.ops.positional.reference import alibi_slopes, sinusoidal_table
 
 

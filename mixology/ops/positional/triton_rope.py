@@ -14,7 +14,7 @@ import triton.language as tl
 
 from mixology.numerics.dtypes import accumulation_dtype
 from mixology.ops._kernels.triton_utils import acc_dtype, cast_out, check_runnable, empty, emulate_bf16_rne
-from mixology.ops.checks import check_rope_input
+from mixology.ops.positional.checks import check_rope_input
 from mixology.ops.positional.reference import rope_angles
 
 

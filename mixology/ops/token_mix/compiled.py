@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mixology.ops._kernels.compiling import compile_reference
-from mixology.ops.checks import check_mix_input, check_mixer_input
 from mixology.ops.token_mix import reference
+from mixology.ops.token_mix.checks import check_mix_input, check_mixer_input
 
 
 def _compiled(name: str):

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from mixology.ops.checks import check_mix_input, check_mixer_input
 from mixology.ops.token_mix import reference as ref
+from mixology.ops.token_mix.checks import check_mix_input, check_mixer_input
 from mixology.registry import mutant
 
 MIX, UNMIX, MIXER = "token_mix", "token_unmix", "token_mixer"

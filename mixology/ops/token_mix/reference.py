@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from mixology.ops.checks import check_mix_input, check_mixer_input
+from mixology.ops.token_mix.checks import check_mix_input, check_mixer_input
 
 
 def token_mix(x: torch.Tensor, num_heads: int) -> torch.Tensor:

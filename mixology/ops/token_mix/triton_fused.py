@@ -29,7 +29,7 @@ from mixology.ops._kernels.triton_utils import (
     persistent_programs,
     row_tile,
 )
-from mixology.ops.checks import check_mixer_input
+from mixology.ops.token_mix.checks import check_mixer_input
 from mixology.ops.token_mix.triton_index import source_offsets
 from mixology.ops.token_mix.triton_permute import permute
 

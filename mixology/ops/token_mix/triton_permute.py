@@ -18,7 +18,7 @@ from mixology.ops._kernels.triton_utils import (
     emulate_bf16_rne,
     num_warps,
 )
-from mixology.ops.checks import check_mix_input
+from mixology.ops.token_mix.checks import check_mix_input
 from mixology.ops.token_mix.triton_index import source_offsets
 
 
