@@ -91,4 +91,4 @@ def properties(op: str | None = None) -> list[Property]:
 
 def load() -> None:
     # One import per op's property module.
-    from mixology.spec import attention, blocks, ffn, norms, positional, token_mix, token_mixer  # noqa: F401
+    from mixology.spec import attention, blocks, ffn, norms, positional, token_mix  # noqa: F401

@@ -9,18 +9,128 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from hypothesis import strategies as st
 
 from mixology.ops.attention import reference as ref
 from mixology.spec import prop
 from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from mixology.spec.numerics import assert_matches_reference
 from mixology.spec.strategies import (
-    attn_cases,
-    attn_gradcheck_cases,
-    bad_attention_inputs,
-    long_prefix_cases,
+    ATTN_LAYOUTS,
+    FLOATS,
+    BadInput,
+    Drawn,
+    boundary,
+    case,
+    kernel_tier,
+    make_4d,
+    optional,
+    sized,
 )
 
+# --- cases -------------------------------------------------------------------------------
+
+@case
+class AttnCase(Drawn):
+    """q, k: (B, H, T, d) and v: (B, H, T, dv) from ``case.qkv()``; flags for softmax attention."""
+
+    B: int
+    H: int
+    T: int
+    d: int
+    dv: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    causal: bool = False
+    alibi: bool = False
+    scale: float = optional(1.0)  # of q and k: scores grow as scale² (past 100, past the float16 range)
+
+    def qkv(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g = self.gen()
+        qk = (self.B, self.H, self.T, self.d)
+        return (make_4d(qk, self.dtype, self.layout, g, self.device, self.scale),
+                make_4d(qk, self.dtype, self.layout, g, self.device, self.scale),
+                make_4d((self.B, self.H, self.T, self.dv), self.dtype, self.layout, g,
+                        self.device))
+
+    def upstream(self) -> torch.Tensor:
+        return self.randn(self.B, self.H, self.T, self.dv, salt=1)
+
+
+def attn_cases(*, kernel=True, **kw):
+    """Shapes, dtypes, layouts and (for softmax attention) the causal/ALiBi flags; in the
+    kernel tier long sequences (B = H = 1, d <= 8, T up to ``kernel_max_T``), wide heads (d up
+    to 129) or many heads (B·H up to 15), with q and k scaled by ``scales`` (float32/float64 only past 10)."""
+    return sized(_attn_cases(kernel=kernel, **kw), kernel)
+
+
+@st.composite
+def _attn_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2,
+                min_T=1, max_T=12, max_H=3, min_d=1, max_d=6, causal=None, alibi=None,
+                kernel_max_T=4096, scales=(1.0, 1.0, 10.0, 300.0)):
+    if kernel and kernel_tier():
+        dtype = draw(st.sampled_from(dtypes))
+        regime = draw(st.sampled_from(("long", "wide", "many")))
+        T_cap = {"long": kernel_max_T, "wide": min(kernel_max_T, 64)}.get(regime, 33)
+        B, H = {"long": (1, 1), "wide": (1, draw(st.integers(1, 2)))}.get(
+            regime, (draw(st.integers(max(min_B, 2), 3)), draw(boundary(2, 5))))
+        d_cap = 129 if regime == "wide" else 8
+        scale = draw(st.sampled_from([c for c in scales
+                                      if c <= 10 or dtype in (torch.float32, torch.float64)]))
+        return AttnCase(
+            B=max(B, min_B), H=H, T=draw(boundary(max(min_T, 1), T_cap)),
+            d=draw(boundary(min_d, max(min_d, d_cap))), dv=draw(boundary(1, d_cap)),
+            dtype=dtype, layout=draw(st.sampled_from(layouts)),
+            seed=draw(st.integers(0, 2**31 - 1)),
+            causal=draw(st.booleans()) if causal is None else causal,
+            alibi=draw(st.booleans()) if alibi is None else alibi, scale=scale)
+    return AttnCase(
+        B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, max_H)),
+        T=draw(st.integers(min_T, max_T)), d=draw(st.integers(min_d, max_d)),
+        dv=draw(st.integers(1, max_d)), dtype=draw(st.sampled_from(dtypes)),
+        layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
+        causal=draw(st.booleans()) if causal is None else causal,
+        alibi=draw(st.booleans()) if alibi is None else alibi)
+
+
+@st.composite
+def long_prefix_cases(draw):
+    """Quadratic attention over a long prefix in float16/bfloat16: B = H = 1, T from 1021 to
+    4096, d and d_v up to 4 (the same in every tier: long is the point)."""
+    return AttnCase(B=1, H=1, T=draw(boundary(1021, 4096, capped=False)),
+                    d=draw(st.sampled_from((4, 1, 2, 3))),  # the first example: the largest
+                    dv=draw(st.sampled_from((4, 1, 2, 3))),
+                    dtype=draw(st.sampled_from((torch.bfloat16, torch.float16))),
+                    seed=draw(st.integers(0, 2**31 - 1)), causal=True)
+
+
+def attn_gradcheck_cases(**kw):
+    layouts = tuple(lay for lay in ATTN_LAYOUTS if lay != "expanded")
+    return attn_cases(dtypes=(torch.float64,), layouts=layouts, min_B=1, max_B=1, max_T=6,
+                      max_H=2, max_d=3, kernel=False, **kw)
+
+
+def bad_attention_inputs(with_flags: bool):
+    """Calls of ``fn(q, k, v[, causal, alibi])`` that must raise TypeError/ValueError."""
+    q = torch.randn(1, 2, 5, 4)
+    flags = (False, False) if with_flags else ()
+    cases = [
+        BadInput("q has ndim 3", (q[0], q[0], q[0], *flags), ValueError, ("q", "(B, H, T, d)")),
+        BadInput("k has another T", (q, q[:, :, :3], q, *flags), ValueError, ("k",)),
+        BadInput("k has another d", (q, q[..., :3], q, *flags), ValueError, ("k",)),
+        BadInput("v has another T", (q, q, q[:, :, :4], *flags), ValueError, ("v",)),
+        BadInput("q is int64", (q.long(), q, q, *flags), TypeError, ("q",)),
+        BadInput("v is float64", (q, q, q.double(), *flags), TypeError, ("v",)),
+        BadInput("k is a list", (q, [1.0], q, *flags), TypeError, ("k",)),
+    ]
+    if with_flags:
+        cases += [BadInput("causal is an int", (q, q, q, 1, False), TypeError, ("causal",)),
+                  BadInput("alibi is None", (q, q, q, False, None), TypeError, ("alibi",))]
+    return st.sampled_from(cases)
+
+
+# --- properties --------------------------------------------------------------------------
 SOFTMAX, QUAD = "softmax_attention", "quadratic_attention"
 
 

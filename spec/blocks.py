@@ -13,6 +13,7 @@ import dataclasses
 import functools
 
 import torch
+from hypothesis import strategies as st
 
 from mixology.nn import RankMixer, TransformerBlock
 from mixology.numerics.tolerance import eps, max_abs_err, scale_of
@@ -22,15 +23,182 @@ from mixology.ops.token_mix import reference as mixing
 from mixology.spec import prop, prop_each
 from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from mixology.spec.numerics import assert_matches_reference, forward_backward
-from mixology.spec.strategies import (
-    BLOCK_ACTIVATIONS,
-    LAYOUTS,
-    POSITIONAL_OF,
-    bad_block_inputs,
-    rankmixer_cases,
-    transformer_cases,
-)
+from mixology.spec.strategies import FLOATS, LAYOUTS, BadInput, TokensCase, boundary, case, kernel_tier, sized
 
+# --- cases -------------------------------------------------------------------------------
+
+@case
+class BlockCase(TokensCase):
+    """x: (B, T, D) from ``case.x()``; ``case.params(shapes)`` draws a block's parameters;
+    ``case.config()`` is the transformer block's positional configuration (after params).
+    RankMixer cases use H, activation and eps only (relu / gelu / silu)."""
+
+    B: int
+    T: int
+    D: int
+    H: int
+    F: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    mixer: str = "token_mix"
+    causal: bool = False
+    residual: str = "post"
+    norm: str = "layer"
+    activation: str = "gelu"
+    positional: str = "none"
+
+    def params(self, shapes: dict) -> dict:
+        """Norm weights ~ 1 + N(0, 1/4), biases ~ N(0, 1/4), matrices ~ N(0, 1/fan_in) (fan_in
+        the second-to-last dim), each from its own salt."""
+        out = {}
+        for i, (name, (shape, _)) in enumerate(shapes.items()):
+            t = torch.randn(shape, generator=self.gen(10 + i), dtype=torch.float64)
+            if name.endswith("_weight"):
+                t = 1 + 0.5 * t
+            elif len(shape) >= 2:
+                t = t / shape[-2] ** 0.5
+            else:
+                t = 0.5 * t
+            out[name] = t.to(self.dtype).to(self.device)
+        return out
+
+    def config(self) -> tuple:
+        return (self.H, self.mixer, self.causal, self.residual, self.norm, self.activation, 1e-5,
+                self.positional)
+
+
+def _min_head_dim(H: int) -> int:
+    """Blocks get D >= 3. LayerNorm is constant at D = 1 (its bias) and piecewise constant at
+    D = 2 (±weight + bias), so its exact zero gradient is a sum of terms of size |g|·w/sqrt(var
+    + eps) that autograd adds into the residual stream's gradient one at a time: the float64
+    reference is then itself off by an ulp of those terms (seen: 1.2e-14 on dx = 0.61), while
+    a fused norm kernel is exact. The norms' own spec covers D = 1 and 2."""
+    return -(-3 // H)
+
+
+MIXER_CAUSAL = (("softmax_attention", False), ("softmax_attention", True),
+                ("quadratic_attention", True), ("token_mix", False))
+
+
+def transformer_cases(*, kernel=True, **kw):
+    """In the kernel tier: T up to 33, D up to 2·129, F up to 257, around tile boundaries."""
+    return sized(_transformer_cases(kernel=kernel, **kw), kernel)
+
+
+BLOCK_ACTIVATIONS = ("relu", "gelu", "swish", "swiglu", "bilinear", "none")
+# the positional encodings each mixer takes
+POSITIONAL_OF = {"softmax_attention": ("none", "rope", "alibi"),
+                 "quadratic_attention": ("none", "rope"), "token_mix": ("none",)}
+
+
+@st.composite
+def _transformer_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2,
+                       min_T=1, max_T=6, max_H=2, max_head_dim=4, max_F=8, causal_only=False,
+                       residuals=("pre", "post", "sandwich"), norms=("layer", "rms", "none"),
+                       activations=BLOCK_ACTIVATIONS):
+    big = kernel and kernel_tier()
+    if big:
+        min_B, max_B, max_T, max_head_dim, max_F = max(min_B, 1), 2, 33, 129, 257
+    mixer, causal = draw(st.sampled_from(
+        tuple(mc for mc in MIXER_CAUSAL if mc[1] or not causal_only)))
+    positional = draw(st.sampled_from(POSITIONAL_OF[mixer]))
+    H = draw(st.integers(1, max_H))
+    lo = _min_head_dim(H)
+    head = draw(boundary(lo, max_head_dim) if big else st.integers(lo, max_head_dim))
+    if positional == "rope" and head % 2:  # RoPE rotates pairs: an even head size
+        head += 1
+    return BlockCase(B=draw(st.integers(min_B, max_B)),
+                     T=draw(boundary(max(min_T, 1), max_T) if big
+                            else st.integers(min_T, max_T)),
+                     D=H * head, H=H,
+                     F=draw(boundary(1, max_F) if big else st.integers(1, max_F)),
+                     dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                     seed=draw(st.integers(0, 2**31 - 1)), mixer=mixer, causal=causal,
+                     residual=draw(st.sampled_from(residuals)),
+                     norm=draw(st.sampled_from(norms)),
+                     activation=draw(st.sampled_from(activations)), positional=positional)
+
+
+def rankmixer_cases(*, kernel=True, **kw):
+    """In the kernel tier: T and H up to 17, D up to 17·33, F up to 65, around tile boundaries
+    (the per-token FFN holds T·D·F weights per matrix)."""
+    return sized(_rankmixer_cases(kernel=kernel, **kw), kernel)
+
+
+@st.composite
+def _rankmixer_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2,
+                     min_T=1, max_T=6, max_H=4, max_head_dim=3, max_F=8,
+                     heads_equal_tokens=False):
+    big = kernel and kernel_tier()
+    dim = boundary if big else st.integers
+    if big:
+        min_B, max_T, max_H, max_head_dim, max_F = max(min_B, 1), 17, 17, 33, 65
+    if heads_equal_tokens:  # the paper's setting: H == T, every output token sees every token
+        T = H = draw(dim(max(min_T, 1), max_T))
+    else:
+        T, H = draw(dim(max(min_T, 1 if big else 0), max_T)), draw(dim(1, max_H))
+    return BlockCase(B=draw(st.integers(min_B, max_B)), T=T, H=H,
+                     D=H * draw(dim(_min_head_dim(H), max(_min_head_dim(H), max_head_dim))),
+                     F=draw(dim(1, max_F)),
+                     dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                     seed=draw(st.integers(0, 2**31 - 1)),
+                     activation=draw(st.sampled_from(("relu", "gelu", "silu"))))
+
+
+def bad_block_inputs(op: str):
+    """Calls of ``rankmixer_block`` / ``transformer_block`` that must raise TypeError/ValueError."""
+    from mixology.ops.blocks.reference import rankmixer_shapes, transformer_shapes
+
+    x = torch.randn(2, 3, 4)
+    if op == "rankmixer_block":
+        p = {k: torch.randn(s) for k, (s, _) in rankmixer_shapes(3, 4, 5).items()}
+
+        def args(x_=x, p_=p, **kw):
+            c = dict(num_heads=2, activation="gelu", eps=1e-5) | kw
+            return (x_, p_, c["num_heads"], c["activation"], c["eps"])
+    else:
+        p = {k: torch.randn(s) for k, (s, _) in
+             transformer_shapes(4, 5, "softmax_attention", "pre", "layer", "gelu").items()}
+
+        def args(x_=x, p_=p, **kw):
+            c = dict(num_heads=2, mixer="softmax_attention", causal=False, residual="pre",
+                     norm="layer", activation="gelu", eps=1e-5) | kw
+            return (x_, p_, *c.values())
+
+    first = "w1"
+    cases = [
+        BadInput("x has ndim 2", args(x_=x[0]), ValueError, ("x", "(B, T, D)")),
+        BadInput("x is int64", args(x_=x.long()), TypeError, ("x",)),
+        BadInput("num_heads does not divide D", args(num_heads=3), ValueError, ("num_heads",)),
+        BadInput("params is a list", args(p_=list(p.values())), TypeError, ("params",)),
+        BadInput("params misses w2", args(p_={k: v for k, v in p.items() if k != "w2"}),
+                 ValueError, ("w2",)),
+        BadInput("params has an extra entry", args(p_=p | {"w3": p["w2"]}), ValueError, ("w3",)),
+        BadInput("first FFN weight has another D", args(p_=p | {first: p[first][..., :3, :]}),
+                 ValueError, (first,)),
+        BadInput("a bias is float64", args(p_=p | {"b2": p["b2"].double()}), TypeError, ("b2",)),
+        BadInput("eps == 0", args(eps=0.0), ValueError, ("eps",)),
+        BadInput("activation unknown", args(activation="tanh"), ValueError, ("activation",)),
+    ]
+    if op == "rankmixer_block":
+        cases.append(BadInput("per-token weights for another T", args(p_=p | {"w1": p["w1"][:2]}),
+                              ValueError, ("w1", "(T, D, F)")))
+    else:
+        cases += [
+            BadInput("mixer unknown", args(mixer="mamba"), ValueError, ("mixer",)),
+            BadInput("residual unknown", args(residual="peri"), ValueError, ("residual",)),
+            BadInput("norm unknown", args(norm="batch"), ValueError, ("norm",)),
+            BadInput("causal is an int", args(causal=1), TypeError, ("causal",)),
+            BadInput("quadratic attention not causal", args(mixer="quadratic_attention"),
+                     ValueError, ("causal",)),
+            BadInput("sandwich without its post norms", args(residual="sandwich"), ValueError,
+                     ("norm1_post",)),
+        ]
+    return st.sampled_from(cases)
+
+
+# --- properties --------------------------------------------------------------------------
 TB, RM = "transformer_block", "rankmixer_block"
 EPS = 1e-5
 NO_EXPANDED = tuple(lay for lay in LAYOUTS if lay != "expanded")

@@ -9,13 +9,118 @@ import functools
 import math
 
 import torch
+from hypothesis import strategies as st
 
 from mixology.ops.ffn import reference as ref
 from mixology.spec import prop, prop_each
 from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from mixology.spec.numerics import assert_matches_reference
-from mixology.spec.strategies import LAYOUTS, bad_ffn_inputs, ffn_cases
+from mixology.spec.strategies import FLOATS, LAYOUTS, BadInput, TokensCase, boundary, case, kernel_tier, sized
 
+# --- cases -------------------------------------------------------------------------------
+
+@case
+class FfnCase(TokensCase):
+    """x: (B, T, D) from ``case.x()``, weights (D, F) / (F, D) and biases from ``case.params``."""
+
+    B: int
+    T: int
+    D: int
+    F: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    activation: str = "gelu"
+    dropout: float = 0.0  # feed_forward's hidden dropout, its mask seeded with ``seed``
+
+    def matrix(self, rows: int, cols: int, salt: int) -> torch.Tensor:
+        w = torch.randn(rows, cols, generator=self.gen(salt), dtype=torch.float64) / rows**0.5
+        return w.to(self.dtype).to(self.device)
+
+    def vector(self, n: int, salt: int) -> torch.Tensor:
+        v = 0.5 * torch.randn(n, generator=self.gen(salt), dtype=torch.float64)
+        return v.to(self.dtype).to(self.device)
+
+    def per_token(self, *shape: int, salt: int) -> torch.Tensor:
+        """One weight (rows, cols) or bias (n,) per token: shape (T, *shape), scaled as above."""
+        t = torch.randn(self.T, *shape, generator=self.gen(salt), dtype=torch.float64)
+        t = t / shape[0] ** 0.5 if len(shape) == 2 else 0.5 * t
+        return t.to(self.dtype).to(self.device)
+
+
+def ffn_cases(*, kernel=True, **kw):
+    """In the kernel tier: D and F around tile boundaries (D up to 1025, F up to 4097, T·D·F at
+    most 2^20: the per-token FFN has a matrix per token), up to 17 tokens."""
+    return sized(_ffn_cases(kernel=kernel, **kw), kernel)
+
+
+@st.composite
+def _ffn_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=2, min_T=1,
+               max_T=6, max_D=8, max_F=12, dropouts=(0.0,)):
+    if kernel and kernel_tier():
+        T = draw(boundary(max(min_T, 1), 17))
+        D = draw(boundary(1, 1025))
+        F = draw(boundary(1, max(1, min(4097, 2**20 // (D * T)))))
+        return FfnCase(B=draw(st.integers(max(min_B, 1), 2)), T=T, D=D, F=F,
+                       dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                       seed=draw(st.integers(0, 2**31 - 1)),
+                       activation=draw(st.sampled_from(("relu", "gelu", "silu"))),
+                       dropout=draw(st.sampled_from(dropouts)))
+    return FfnCase(B=draw(st.integers(min_B, max_B)), T=draw(st.integers(min_T, max_T)),
+                   D=draw(st.integers(1, max_D)), F=draw(st.integers(1, max_F)),
+                   dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                   seed=draw(st.integers(0, 2**31 - 1)),
+                   activation=draw(st.sampled_from(("relu", "gelu", "silu"))),
+                   dropout=draw(st.sampled_from(dropouts)))
+
+
+def bad_ffn_inputs(op: str):
+    """Calls of the channel mixers that must raise TypeError/ValueError."""
+    pffn = op == "per_token_ffn"
+    x = torch.randn(2, 3, 4)
+    lead = (3,) if pffn else ()  # the per-token FFN has one weight per token (T = 3)
+    a, b = torch.randn(*lead, 4, 6), torch.randn(*lead, 6, 4)
+    b1, b2 = torch.zeros(*lead, 6), torch.zeros(*lead, 4)
+
+    def args(x_=x, w1=a, w2=b, bias1=b1, act="gelu", dropout_seed=()):
+        if op in ("feed_forward", "per_token_ffn"):
+            return (x_, w1, bias1, w2, b2, act, *dropout_seed)
+        return (x_, w1, a, w2)
+
+    first = "w1" if op != "swiglu" else "w_gate"
+    last = {"swiglu": "w_down", "bilinear": "w_out"}.get(op, "w2")
+    t_ = "T, " if pffn else ""
+    cases = [
+        BadInput("x has ndim 2", args(x_=x[0]), ValueError, ("x", "(B, T, D)")),
+        BadInput("x is int64", args(x_=x.long()), TypeError, ("x",)),
+        BadInput("first weight has another D", args(w1=a[..., :3, :]), ValueError,
+                 (first, f"({t_}D, F)")),
+        BadInput("last weight has another F", args(w2=b[..., :5, :]), ValueError,
+                 (last, f"({t_}F, D)")),
+        BadInput("first weight is float64", args(w1=a.double()), TypeError, (first,)),
+    ]
+    if pffn:
+        cases += [BadInput("weights for another T", args(w1=a[:2]), ValueError, ("w1", "(T, D, F)")),
+                  BadInput("b1 shared by all tokens", args(bias1=b1[0]), ValueError,
+                           ("b1", "(T, F)"))]
+    if op in ("feed_forward", "per_token_ffn"):
+        cases += [BadInput("b1 has another F", args(bias1=b1[..., :5]), ValueError,
+                           ("b1", "(T, F)" if pffn else "(F,)")),
+                  BadInput("unknown activation", args(act="tanh"), ValueError, ("activation",)),
+                  BadInput("activation is None", args(act=None), TypeError, ("activation",))]
+    if op == "feed_forward":
+        cases += [BadInput("dropout 1", args(dropout_seed=(1.0, 0)), ValueError,
+                           ("dropout", "[0, 1)")),
+                  BadInput("dropout -0.1", args(dropout_seed=(-0.1, 0)), ValueError,
+                           ("dropout", "[0, 1)")),
+                  BadInput("dropout is a str", args(dropout_seed=("0.1", 0)), TypeError,
+                           ("dropout",)),
+                  BadInput("seed is a float", args(dropout_seed=(0.1, 1.5)), TypeError,
+                           ("seed",))]
+    return st.sampled_from(cases)
+
+
+# --- properties --------------------------------------------------------------------------
 OPS = ("feed_forward", "swiglu", "bilinear", "per_token_ffn")
 WITH_ACTIVATION = ("feed_forward", "per_token_ffn")
 PREFIX = {"feed_forward": "feed", "swiglu": "swiglu", "bilinear": "bilinear",

@@ -10,13 +10,40 @@ from __future__ import annotations
 import functools
 
 import torch
+from hypothesis import strategies as st
 
 from mixology.ops.norms import reference as ref
 from mixology.spec import prop, prop_each
 from mixology.spec.helpers import expect_rejected, leaf
 from mixology.spec.numerics import assert_matches_reference
-from mixology.spec.strategies import bad_norm_inputs, mix_cases
+from mixology.spec.strategies import BadInput
+from mixology.spec.token_mix import mix_cases
 
+# --- cases -------------------------------------------------------------------------------
+
+def bad_norm_inputs(rms: bool):
+    """Calls of ``layer_norm(x, weight, bias, eps)`` / ``rms_norm(x, weight, eps)`` that must
+    raise TypeError/ValueError."""
+    x, w = torch.randn(2, 3, 4), torch.ones(4)
+
+    def args(x_=x, w_=w, eps=1e-5):
+        return (x_, w_, eps) if rms else (x_, w_, torch.zeros(4, dtype=w_.dtype), eps)
+
+    cases = [
+        BadInput("x has ndim 2", args(x_=x[0]), ValueError, ("x", "(B, T, D)")),
+        BadInput("x is int64", args(x_=x.long()), TypeError, ("x",)),
+        BadInput("weight has another D", args(w_=w[:3]), ValueError, ("weight", "(D,)")),
+        BadInput("weight is float64", args(w_=w.double()), TypeError, ("weight",)),
+        BadInput("eps == 0", args(eps=0.0), ValueError, ("eps",)),
+        BadInput("eps is a string", args(eps="1e-5"), TypeError, ("eps",)),
+    ]
+    if not rms:
+        cases.append(BadInput("bias has another D", (x, w, torch.zeros(5), 1e-5), ValueError,
+                              ("bias", "(D,)")))
+    return st.sampled_from(cases)
+
+
+# --- properties --------------------------------------------------------------------------
 LN, RMS = "layer_norm", "rms_norm"
 EPS = 1e-5
 EPS64 = torch.finfo(torch.float64).eps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from hypothesis import strategies as st
 
 from mixology.ops.positional import reference as ref
 from mixology.spec import prop
@@ -10,15 +11,144 @@ from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from mixology.spec.numerics import assert_matches_reference
 from mixology.spec.strategies import (
     ATTN_LAYOUTS,
-    bad_alibi_inputs,
-    bad_rope_inputs,
-    bad_sinusoidal_inputs,
-    large_position_cases,
-    mix_cases,
-    rope_cases,
-    scores_cases,
+    FLOATS,
+    BadInput,
+    Drawn,
+    boundary,
+    case,
+    kernel_tier,
+    make_4d,
+    sized,
 )
+from mixology.spec.token_mix import mix_cases
 
+# --- cases -------------------------------------------------------------------------------
+
+@case
+class RopeCase(Drawn):
+    """x: (B, H, T, d) with d even, from ``case.x()``; ``case.interleaved`` names the pairing."""
+
+    B: int
+    H: int
+    T: int
+    d: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    interleaved: bool = False
+
+    def x(self) -> torch.Tensor:
+        return make_4d((self.B, self.H, self.T, self.d), self.dtype, self.layout, self.gen(),
+                       self.device)
+
+    def upstream(self) -> torch.Tensor:
+        return self.randn(self.B, self.H, self.T, self.d, salt=1)
+
+
+def rope_cases(*, kernel=True, **kw):
+    """In the kernel tier: long sequences (large positions: T up to 4096, B = H = 1) or many
+    rows, head dims around tile boundaries (d up to 130)."""
+    return sized(_rope_cases(kernel=kernel, **kw), kernel)
+
+
+@st.composite
+def _rope_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2,
+                min_T=1, max_T=12, max_half_d=5, kernel_max_T=4096):
+    if kernel and kernel_tier():
+        long = draw(st.booleans())
+        return RopeCase(B=max(min_B, 1), H=1 if long else draw(boundary(2, 17)),
+                        T=draw(boundary(max(min_T, 1), kernel_max_T if long else 65)),
+                        d=2 * draw(boundary(1, 16 if long else 65)),
+                        dtype=draw(st.sampled_from(dtypes)),
+                        layout=draw(st.sampled_from(layouts)),
+                        seed=draw(st.integers(0, 2**31 - 1)), interleaved=draw(st.booleans()))
+    return RopeCase(B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, 3)),
+                    T=draw(st.integers(min_T, max_T)), d=2 * draw(st.integers(1, max_half_d)),
+                    dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                    seed=draw(st.integers(0, 2**31 - 1)), interleaved=draw(st.booleans()))
+
+
+@st.composite
+def large_position_cases(draw):
+    """RoPE at large positions in float16/bfloat16: B = H = 1, T from 1021 to 4096, d <= 16."""
+    return RopeCase(B=1, H=1, T=draw(boundary(1021, 4096, capped=False)),
+                    d=2 * draw(st.integers(1, 8)),
+                    dtype=draw(st.sampled_from((torch.bfloat16, torch.float16))),
+                    layout=draw(st.sampled_from(ATTN_LAYOUTS)),
+                    seed=draw(st.integers(0, 2**31 - 1)), interleaved=draw(st.booleans()))
+
+
+def bad_rope_inputs():
+    x = torch.randn(1, 2, 3, 4)
+    return st.sampled_from([
+        BadInput("x has ndim 3", (x[0], False), ValueError, ("x", "(B, H, T, d)")),
+        BadInput("d is odd", (x[..., :3], False), ValueError, ("x", "d even")),
+        BadInput("x is int64", (x.long(), False), TypeError, ("x",)),
+        BadInput("interleaved is an int", (x, 1), TypeError, ("interleaved",)),
+    ])
+
+
+@case
+class ScoresCase(Drawn):
+    """Attention scores (B, H, T, T) from ``case.scores()``, and the ALiBi ``causal`` flag."""
+
+    B: int
+    H: int
+    T: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    causal: bool = False
+
+    def scores(self) -> torch.Tensor:
+        return make_4d((self.B, self.H, self.T, self.T), self.dtype, self.layout, self.gen(),
+                       self.device)
+
+    def upstream(self) -> torch.Tensor:
+        return self.randn(self.B, self.H, self.T, self.T, salt=1)
+
+
+def scores_cases(*, kernel=True, **kw):
+    """In the kernel tier: T up to 4096 around tile boundaries (B = 1; H <= 3 up to T = 1025)."""
+    return sized(_scores_cases(kernel=kernel, **kw), kernel)
+
+
+@st.composite
+def _scores_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B=0, max_B=2,
+                  max_H=9, min_T=1, max_T=10, kernel_max_T=4096):
+    if kernel and kernel_tier():
+        T = draw(boundary(max(min_T, 1), kernel_max_T))
+        return ScoresCase(B=max(min_B, 1), H=draw(st.integers(1, min(max_H, 3 if T <= 1025 else 1))),
+                          T=T, dtype=draw(st.sampled_from(dtypes)),
+                          layout=draw(st.sampled_from(layouts)),
+                          seed=draw(st.integers(0, 2**31 - 1)), causal=draw(st.booleans()))
+    return ScoresCase(B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, max_H)),
+                      T=draw(st.integers(min_T, max_T)), dtype=draw(st.sampled_from(dtypes)),
+                      layout=draw(st.sampled_from(layouts)),
+                      seed=draw(st.integers(0, 2**31 - 1)), causal=draw(st.booleans()))
+
+
+def bad_alibi_inputs():
+    s = torch.randn(1, 2, 3, 3)
+    return st.sampled_from([
+        BadInput("scores has ndim 3", (s[0], False), ValueError, ("scores", "(B, H, T, T)")),
+        BadInput("scores not square", (s[..., :2], False), ValueError, ("scores", "(B, H, T, T)")),
+        BadInput("scores is int64", (s.long(), False), TypeError, ("scores",)),
+        BadInput("causal is None", (s, None), TypeError, ("causal",)),
+    ])
+
+
+def bad_sinusoidal_inputs():
+    x = torch.randn(2, 3, 4)
+    return st.sampled_from([
+        BadInput("x has ndim 4", (x[None],), ValueError, ("x", "(B, T, D)")),
+        BadInput("D is odd", (x[..., :3],), ValueError, ("x", "D even")),
+        BadInput("x is bool", (x > 0,), TypeError, ("x",)),
+        BadInput("x is a list", ([1.0, 2.0],), TypeError, ("x",)),
+    ])
+
+
+# --- properties --------------------------------------------------------------------------
 ROPE = "rope"
 EPS64 = torch.finfo(torch.float64).eps
 

@@ -1,17 +1,195 @@
-"""Properties of RankMixer token mixing (``token_mix``) and its inverse (``token_unmix``).
+"""The spec of RankMixer token mixing: ``token_mix``, its inverse ``token_unmix``, and the
+TokenMixer block ``token_mixer`` = ``LayerNorm(x + token_mix(x))``.
 
-Token mixing is pure data movement: every property here is exact (bitwise), in every dtype.
-``impl`` is the callable under test, ``impl(x, num_heads)``.
+- Token mixing is pure data movement: every property of ``token_mix`` and ``token_unmix`` is
+  exact (bitwise), in every dtype; ``impl(x, num_heads)`` is the callable under test.
+- ``token_mixer``'s ``impl(x, num_heads, weight, bias, eps)`` is compared with the reference
+  by the tolerance policy (:mod:`mixology.numerics.tolerance`).
 """
 
 from __future__ import annotations
 
 import torch
+from hypothesis import strategies as st
 
+from mixology.nn import TokenMixer
 from mixology.ops.token_mix import reference as ref
 from mixology.spec import prop
 from mixology.spec.helpers import assert_bitwise_equal, bits, expect_rejected, leaf
-from mixology.spec.strategies import bad_mix_inputs, edge_cases, gradcheck_cases, mix_cases
+from mixology.spec.numerics import assert_matches_reference
+from mixology.spec.strategies import (
+    FLOATS,
+    LAYOUTS,
+    SPECIALS,
+    BadInput,
+    Drawn,
+    boundary,
+    case,
+    kernel_tier,
+    make_tensor,
+    optional,
+    sized,
+)
+
+# --- cases -------------------------------------------------------------------------------
+
+@case
+class MixCase(Drawn):
+    """One drawn input: ``x = case.x()`` of shape (B, T, D) and ``case.num_heads``."""
+
+    B: int
+    T: int
+    D: int
+    num_heads: int
+    dtype: torch.dtype
+    layout: str = "contiguous"
+    seed: int = 0
+    specials: tuple[tuple[int, float], ...] = optional(())  # (flat index, value) written into x
+    scale: float = optional(1.0)  # x = offset + scale·N(0, 1) (large |mean| or large |x| for norms)
+    offset: float = optional(0.0)
+
+    @property
+    def head_dim(self) -> int:
+        return self.D // self.num_heads
+
+    def x(self) -> torch.Tensor:
+        x = make_tensor((self.B, self.T, self.D), self.dtype, self.layout, self.gen(), self.device,
+                        self.scale, self.offset)
+        if self.specials and x.numel():
+            x = x.clone()  # specials are written per element, so materialize expanded layouts
+            flat = x.view(-1) if x.is_contiguous() else None
+            for index, value in self.specials:
+                i = index % x.numel()
+                if flat is not None:
+                    flat[i] = value
+                else:
+                    x[i // (self.T * self.D), (i // self.D) % self.T, i % self.D] = value
+        return x
+
+    def like(self, salt: int) -> torch.Tensor:
+        """Another contiguous tensor of x's shape and dtype (an upstream gradient, a 2nd input)."""
+        return make_tensor((self.B, self.T, self.D), self.dtype, "contiguous", self.gen(salt),
+                           self.device)
+
+    def params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """LayerNorm weight and bias of shape (D,): random, so a swapped or missing one shows."""
+        g = self.gen(7)
+        w = (1 + 0.5 * torch.randn(self.D, generator=g, dtype=torch.float64)).to(self.dtype)
+        b = (0.5 * torch.randn(self.D, generator=g, dtype=torch.float64)).to(self.dtype)
+        return w.to(self.device), b.to(self.device)
+
+
+def mix_cases(*, kernel=True, **kw):
+    """Shapes (B, T, D = H * d), dtypes, memory layouts and, optionally, NaN/Inf/-0.0/subnormals.
+    In the kernel tier (``kernel=True``): see :func:`_kernel_mix`."""
+    return sized(_mix_cases(kernel=kernel, **kw), kernel)
+
+
+# (scale, offset) of x in the kernel tier: N(0, 1) twice as often as rows of |mean| >> std
+# (cancellation in a variance) and rows whose Σx² overflows float16
+MIX_MAGNITUDES = ((1.0, 0.0), (1.0, 0.0), (1.0, 1e4), (300.0, 0.0))
+
+
+@st.composite
+def _mix_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=3, min_T=1,
+               max_T=10, min_H=1, max_H=6, max_head_dim=6, heads_equal_tokens=False,
+               num_heads=None, specials=False, kernel_max_T=257, magnitudes=True):
+    if kernel and kernel_tier():
+        return draw(_kernel_mix(dtypes, layouts, min_B, min_T, heads_equal_tokens, num_heads,
+                                specials, kernel_max_T, magnitudes))
+    if heads_equal_tokens:
+        T = H = draw(st.integers(max(min_T, 1), max_T))
+    else:
+        T = draw(st.integers(min_T, max_T))
+        H = num_heads if num_heads is not None else draw(st.integers(min_H, max_H))
+    d = draw(st.integers(1, max_head_dim))
+    B = draw(st.integers(min_B, max_B))
+    return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(st.sampled_from(dtypes)),
+                   layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
+                   specials=draw(_specials()) if specials else ())
+
+
+def _specials():
+    return st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(SPECIALS)),
+                    min_size=1, max_size=4).map(tuple)
+
+
+@st.composite
+def _kernel_mix(draw, dtypes, layouts, min_B, min_T, heads_equal_tokens, num_heads, specials,
+                max_T, magnitudes, max_elements=2**18):
+    """Wide rows (D = H·d up to 4097, a few rows), many rows (B·T up to 3·max_T, narrow D), or
+    H == T up to 33, each dim around a tile boundary."""
+    B = draw(st.integers(max(min_B, 1), 3))
+    if heads_equal_tokens:
+        T = H = draw(boundary(max(min_T, 1), 33))
+        d = draw(boundary(1, max(1, max_elements // (B * T * T))))
+    else:
+        H = num_heads if num_heads is not None else draw(boundary(1, 64))
+        if draw(st.booleans()):  # wide rows
+            T = draw(boundary(max(min_T, 1), 17))
+            d = draw(boundary(1, max(1, 4097 // H)))
+        else:  # many rows
+            T = draw(boundary(max(min_T, 1), max_T))
+            d = draw(boundary(1, max(1, min(67 // H, max_elements // (B * T * H)))))
+    scale, offset = draw(st.sampled_from(MIX_MAGNITUDES if magnitudes else ((1.0, 0.0),)))
+    return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(st.sampled_from(dtypes)),
+                   layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
+                   specials=draw(_specials()) if specials else (), scale=scale, offset=offset)
+
+
+def edge_cases(**kw):
+    """B == 0 or T == 1 (and both)."""
+    return st.one_of(mix_cases(min_B=0, max_B=0, **kw), mix_cases(min_T=1, max_T=1, **kw))
+
+
+def gradcheck_cases(**kw):
+    """float64, small; T >= 2 and H >= 2 (with one token or one head mixing is the identity,
+    and a backward that applies the wrong permutation would go unseen)."""
+    kw.setdefault("min_T", 2)
+    kw.setdefault("min_H", 2)
+    kw.setdefault("max_T", 5)
+    kw.setdefault("max_H", 3)
+    kw.setdefault("max_head_dim", 3)
+    # gradcheck perturbs elements one by one, so it refuses overlapping (expanded) inputs
+    layouts = tuple(lay for lay in LAYOUTS if lay != "expanded")
+    return mix_cases(dtypes=(torch.float64,), layouts=layouts, min_B=1, max_B=2, kernel=False,
+                     **kw)
+
+
+def bad_mix_inputs(arg_name: str = "x"):
+    """Calls of ``fn(x, num_heads)`` that must raise TypeError/ValueError."""
+    f32 = torch.randn(2, 3, 8)
+    cases = [
+        BadInput("x has ndim 2", (torch.randn(3, 8), 2), ValueError, (arg_name, "(B, T, D)")),
+        BadInput("x has ndim 4", (torch.randn(2, 3, 8, 1), 2), ValueError, (arg_name, "(B, T, D)")),
+        BadInput("D % num_heads != 0", (f32, 3), ValueError, ("num_heads", "D")),
+        BadInput("num_heads == 0", (f32, 0), ValueError, ("num_heads",)),
+        BadInput("num_heads is a float", (f32, 2.0), TypeError, ("num_heads",)),
+        BadInput("num_heads is a bool", (f32, True), TypeError, ("num_heads",)),
+        BadInput("x is int64", (torch.arange(48).view(2, 3, 8), 2), TypeError, (arg_name,)),
+        BadInput("x is int32", (torch.zeros(2, 3, 8, dtype=torch.int32), 4), TypeError, (arg_name,)),
+        BadInput("x is bool", (torch.zeros(2, 3, 8, dtype=torch.bool), 4), TypeError, (arg_name,)),
+        BadInput("x is a list", ([[[1.0, 2.0]]], 1), TypeError, (arg_name,)),
+    ]
+    return st.sampled_from(cases)
+
+
+def bad_mixer_inputs():
+    """Calls of ``fn(x, num_heads, weight, bias, eps)`` that must raise TypeError/ValueError."""
+    x, w, b = torch.randn(2, 3, 8), torch.ones(8), torch.zeros(8)
+    cases = [BadInput(c.what, (*c.args, w, b, 1e-5), c.error, c.names)
+             for c in bad_mix_inputs().elements if "list" not in c.what and "ndim 2" not in c.what]
+    cases += [
+        BadInput("weight has shape (D+1,)", (x, 2, torch.ones(9), b, 1e-5), ValueError, ("weight",)),
+        BadInput("bias has shape (1, D)", (x, 2, w, torch.zeros(1, 8), 1e-5), ValueError, ("bias",)),
+        BadInput("weight is float64", (x, 2, w.double(), b, 1e-5), TypeError, ("weight",)),
+        BadInput("eps == 0", (x, 2, w, b, 0.0), ValueError, ("eps",)),
+        BadInput("eps is a tensor", (x, 2, w, b, torch.tensor(1e-5)), TypeError, ("eps",)),
+    ]
+    return st.sampled_from(cases)
+
+
+# --- properties --------------------------------------------------------------------------
 
 MIX, UNMIX = "token_mix", "token_unmix"
 
@@ -196,3 +374,103 @@ def unmix_edge_shapes(impl, case):
 def unmix_bad_input_raises(impl, case):
     """Bad input raises ValueError/TypeError naming the argument, like the reference."""
     expect_rejected(impl, case, ref.token_unmix)
+
+
+# --- properties of the TokenMixer block ---------------------------------------------------
+
+MIXER = "token_mixer"
+EPS = 1e-5
+
+
+def compare_with_reference(impl, case, *, grads: bool):
+    w, b = case.params()
+    assert_matches_reference(
+        lambda x_, w_, b_: impl(x_, case.num_heads, w_, b_, EPS),
+        lambda x_, w_, b_: ref.token_mixer(x_, case.num_heads, w_, b_, EPS),
+        (case.x(), w, b), ("dx", "dweight", "dbias"),
+        upstream=case.like(3).to(torch.float64) if grads else None)
+
+
+@prop(MIXER, mix_cases())
+def mixer_shape_dtype_device(impl, case):
+    """Output has x's shape, dtype and device."""
+    x = case.x()
+    w, b = case.params()
+    y = impl(x, case.num_heads, w, b, EPS)
+    assert (y.shape, y.dtype, y.device) == (x.shape, x.dtype, x.device), (
+        f"got {tuple(y.shape)} {y.dtype} {y.device}, expected {tuple(x.shape)} {x.dtype} {x.device}")
+
+
+@prop(MIXER, mix_cases())
+def mixer_forward_matches_reference(impl, case):
+    """Forward within the tolerance policy of the float64 reference (all dtypes and layouts)."""
+    compare_with_reference(impl, case, grads=False)
+
+
+@prop(MIXER, mix_cases(), cost=2)
+def mixer_gradients_match_reference(impl, case):
+    """Gradients of x, LayerNorm weight and bias within the tolerance policy."""
+    compare_with_reference(impl, case, grads=True)
+
+
+@prop(MIXER, mix_cases(specials=True, dtypes=(torch.float32, torch.float64)))
+def mixer_nonfinite_rows(impl, case):
+    """A NaN/Inf reaches exactly the rows whose x + mix(x) contains it (row-wise LayerNorm)."""
+    x = case.x()
+    w, b = case.params()
+    y = impl(x, case.num_heads, w, b, EPS)
+    bad_rows = ~torch.isfinite(x + ref.token_mix(x, case.num_heads)).all(dim=-1)
+    got_rows = ~torch.isfinite(y).all(dim=-1)
+    assert torch.equal(got_rows.cpu(), bad_rows.cpu()), (
+        f"non-finite output rows {got_rows.nonzero().tolist()}, "
+        f"expected {bad_rows.nonzero().tolist()}")
+
+
+@prop(MIXER, gradcheck_cases(), cost=4)
+def mixer_gradcheck_float64(impl, case):
+    """torch.autograd.gradcheck in float64 over x, weight and bias."""
+    x = leaf(case.x())
+    w, b = (leaf(p) for p in case.params())
+    torch.autograd.gradcheck(lambda x_, w_, b_: impl(x_, case.num_heads, w_, b_, EPS),
+                             (x, w, b), raise_exception=True)
+
+
+@prop(MIXER, edge_cases())
+def mixer_edge_shapes(impl, case):
+    """B == 0 and T == 1 work, forward and backward, within the tolerance policy."""
+    compare_with_reference(impl, case, grads=True)
+
+
+@prop(MIXER, bad_mixer_inputs(), kind="contract")
+def mixer_bad_input_raises(impl, case):
+    """Bad x, num_heads, weight, bias or eps: ValueError/TypeError naming the argument."""
+    expect_rejected(impl, case, ref.token_mixer)
+
+
+@prop(MIXER, mix_cases(min_B=1, dtypes=(torch.float32,)))
+def module_checks_tokens_and_hidden_dim(impl, case):
+    """TokenMixer(num_tokens, hidden_dim, num_heads, impl=...) runs impl with its parameters
+    and rejects x whose T or D differ from num_tokens/hidden_dim with a ValueError."""
+    m = TokenMixer(case.T, case.D, case.num_heads, impl=impl, device=case.device)
+    x = case.x()
+    w, b = case.params()[:2]
+
+    def through_the_module(x, w, b):
+        with torch.no_grad():
+            m.weight.copy_(w)
+            m.bias.copy_(b)
+        return m(x)
+
+    # the policy's floor from the reference's rounding (a row of small variance amplifies
+    # its mean's rounding: thorough found a correct kernel 4x past a magnitude-only floor)
+    assert_matches_reference(through_the_module,
+                             lambda x, w, b: ref.token_mixer(x, case.num_heads, w, b, m.eps),
+                             [x, w, b], ("dx", "dweight", "dbias"), upstream=None)
+    for shape in ((case.B, case.T + 1, case.D), (case.B, case.T, case.D + case.num_heads)):
+        try:
+            m(torch.zeros(shape, dtype=case.dtype, device=case.device))
+        except ValueError as e:
+            assert "num_tokens" in str(e) and "hidden_dim" in str(e), f"unclear error: {e}"
+        else:
+            raise AssertionError(f"TokenMixer(num_tokens={case.T}, hidden_dim={case.D}) "
+                                 f"accepted x of shape {shape}")

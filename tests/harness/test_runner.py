@@ -34,7 +34,7 @@ def test_a_property_without_a_kernel_tier_runs_small_only():
 
 
 def test_kernel_tier_draws_kernel_scale_cases():
-    from mixology.spec.strategies import mix_cases
+    from mixology.spec.token_mix import mix_cases
 
     seen = []
     p = spec.Property("layer_norm", "seen", lambda impl, case: seen.append(case),

@@ -5,17 +5,12 @@ import os
 import pytest
 
 from mixology import registry
-from mixology.spec.strategies import (
-    bad_alibi_inputs,
-    bad_attention_inputs,
-    bad_block_inputs,
-    bad_ffn_inputs,
-    bad_mix_inputs,
-    bad_mixer_inputs,
-    bad_norm_inputs,
-    bad_rope_inputs,
-    bad_sinusoidal_inputs,
-)
+from mixology.spec.attention import bad_attention_inputs
+from mixology.spec.blocks import bad_block_inputs
+from mixology.spec.ffn import bad_ffn_inputs
+from mixology.spec.norms import bad_norm_inputs
+from mixology.spec.positional import bad_alibi_inputs, bad_rope_inputs, bad_sinusoidal_inputs
+from mixology.spec.token_mix import bad_mix_inputs, bad_mixer_inputs
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 CASES = [("token_mix", c) for c in bad_mix_inputs("x").elements]

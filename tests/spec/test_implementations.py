@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mixology import registry, spec
-from mixology.spec.strategies import AttnCase, tiers
+from mixology.spec.attention import AttnCase
+from mixology.spec.strategies import tiers
 from mixology.verify import runner
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
