@@ -1,0 +1,244 @@
+"""``mixology verify``, ``list`` and ``mutants``: the spec on implementations, candidates and
+mutants."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+from mixology import registry, spec
+from mixology.cli.common import add_common, duration, repo_root, setup_device
+from mixology.spec.strategies import profile_name
+from mixology.verify import api, runner
+from mixology.verify.api import format_failure
+from mixology.verify.runner import Failure, Outcome
+
+
+def add_commands(sub) -> None:
+    v = sub.add_parser("verify", help="run the spec; print op x implementation x property")
+    add_common(v)
+    v.add_argument("--impl", action="append", help="only this implementation (repeatable)")
+    v.add_argument("--property", action="append", help="only this property (repeatable)")
+    v.add_argument("--candidate", action="append", metavar="OP=package.module:function",
+                   help="check your own callable (same signature as OP) against the spec")
+    v.add_argument("--mutant", action="append", help="run the spec on a registered mutant")
+    v.add_argument("--reproduce", metavar="BLOB", help="replay one failing example")
+    v.add_argument("--strict", action="store_true",
+                   help="with --candidate: contract failures (bad input not refused with a "
+                        "ValueError/TypeError naming the argument) fail the run too")
+    v.add_argument("-v", "--verbose", action="store_true",
+                   help="a line per check, even on a terminal (default there: a bar)")
+    v.add_argument("-n", "--jobs", type=int, metavar="N",
+                   help="spread the checks over N worker processes (pytest-xdist)")
+    v.set_defaults(func=cmd_verify)
+
+    ls = sub.add_parser("list", help="ops, implementations, properties and mutants")
+    add_common(ls)
+    ls.set_defaults(func=cmd_list)
+
+    mu = sub.add_parser("mutants", help="check that the spec rejects every mutant")
+    add_common(mu)
+    mu.add_argument("--matrix", action="store_true",
+                    help="run every property on every mutant (the full kill matrix)")
+    mu.add_argument("--markdown", action="store_true",
+                    help="print the README's property table (implies --matrix)")
+    mu.set_defaults(func=cmd_mutants)
+
+
+def table(outcomes, columns) -> str:
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for o in outcomes:
+        rows.setdefault((o.op, o.prop), {})[o.impl] = "pass" if o.ok else "FAIL"
+    w_op = max([len("op")] + [len(op) for op, _ in rows])
+    w_p = max([len("property")] + [len(p) for _, p in rows])
+    widths = [max(len(c), 4) for c in columns]
+    head = f"{'op':<{w_op}}  {'property':<{w_p}}  " + "  ".join(
+        f"{c:<{w}}" for c, w in zip(columns, widths, strict=True))
+    lines = [head, "-" * len(head)]
+    for (op, prop), cells in rows.items():
+        lines.append(f"{op:<{w_op}}  {prop:<{w_p}}  " + "  ".join(
+            f"{cells.get(c, '-'):<{w}}" for c, w in zip(columns, widths, strict=True)))
+    return "\n".join(lines)
+
+
+class Progress:
+    """Counters and, on a terminal, a bar: done/total, op/property [implementation], time."""
+
+    def __init__(self, total: int, stream=None, verbose: bool = False):
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() and not verbose
+
+    def __call__(self, o) -> None:
+        self.done += 1
+        elapsed = duration(time.perf_counter() - self.start)
+        where = f"{o.op}/{o.prop} [{o.impl}]"
+        if self.tty:
+            width = 24
+            fill = int(width * self.done / max(self.total, 1))
+            line = (f"\r[{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} "
+                    f"{elapsed} {'' if o.ok else 'FAIL '}{where}")
+            cols = shutil.get_terminal_size((100, 20)).columns
+            self.stream.write(line[:cols - 1].ljust(cols - 1))
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            n = len(str(self.total))
+            self.stream.write(f"[{self.done:>{n}}/{self.total}] {o.status:4s} {where} "
+                              f"{o.seconds:.1f}s ({elapsed})\n")
+        self.stream.flush()
+
+
+def cmd_verify(args) -> int:
+    device = setup_device(args.device)
+    candidates = api.parse_candidates(args.candidate)
+    checks = runner.plan(args.op, args.impl, args.property, device=device,
+                         candidates=candidates, mutants=args.mutant)
+    if not checks:
+        print("nothing to verify: no property matched the selection on " + device)
+        return 1
+    profile = args.profile or profile_name()
+    if args.jobs and args.jobs > 1:
+        outcomes = _verify_parallel(args, device, profile, len(checks))
+        order = {(c[0], c[1], c[5].name): i for i, c in enumerate(checks)}
+        outcomes.sort(key=lambda o: order.get((o.op, o.impl, o.prop), len(order)))
+    else:
+        print(f"mixology verify: {len(checks)} checks, device={device} profile={profile}",
+              file=sys.stderr, flush=True)
+        outcomes = runner.run_plan(checks, device=device, profile=args.profile,
+                                   reproduce=args.reproduce, sizes=args.sizes,
+                                   on_result=Progress(len(checks), verbose=args.verbose))
+    return _verify_summary(args, outcomes, device, profile, bool(candidates))
+
+
+def _verify_summary(args, outcomes, device, profile, candidates: bool) -> int:
+    start = getattr(args, "_start", None)
+    columns = list(dict.fromkeys(o.impl for o in outcomes))
+    print(f"mixology verify: device={device} profile={profile}\n")
+    print(table(outcomes, columns))
+    failures = [o for o in outcomes if not o.ok]
+    # A candidate's contract failures (bad input not refused with a ValueError/TypeError naming
+    # the argument) are listed apart and fail the run only with --strict.
+    lenient = candidates and not args.strict
+    contract = [o for o in failures if lenient and o.kind == "contract"]
+    failing = [o for o in failures if o not in contract]
+    for o in failing:
+        print(format_failure(o))
+    if contract:
+        print("\nContract (input checks; not counted as failures without --strict):")
+        for o in contract:
+            print(format_failure(o))
+    total = sum(o.seconds for o in outcomes)
+    wall = f", {duration(time.perf_counter() - start)} wall" if start else ""
+    extra = f", {len(contract)} contract failure(s) not counted" if contract else ""
+    print(f"\n{len(outcomes) - len(failures)} passed, {len(failing)} failed{extra} "
+          f"({total:.0f}s of checks{wall})")
+    return 1 if failing else 0
+
+
+def _verify_parallel(args, device, profile, total):
+    """verify -n N: every check is a pytest item (mixology's plugin), spread over N worker
+    processes by pytest-xdist; each worker appends its outcomes to a JSON-lines file."""
+    if importlib.util.find_spec("xdist") is None:
+        raise ValueError("-n needs pytest-xdist (pip install pytest-xdist)")
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "outcomes.jsonl")
+        cmd = [sys.executable, "-m", "pytest", tmp, "-p", "no:cacheprovider", "-q",
+               "-n", str(args.jobs), "--mixology-device", device,
+               "--mixology-profile", profile, "--mixology-report", report]
+        if args.sizes:
+            cmd += ["--mixology-sizes", args.sizes]
+        if args.candidate:
+            cmd += [a for c in args.candidate for a in ("--mixology-candidate", c)]
+        else:
+            cmd.append("--mixology-verify")
+        for flag, values in (("--mixology-op", args.op), ("--mixology-impl", args.impl),
+                             ("--mixology-property", args.property)):
+            cmd += [a for v in values or [] for a in (flag, v)]
+        print(f"mixology verify: {total} checks on {args.jobs} workers (pytest-xdist), "
+              f"device={device} profile={profile}", file=sys.stderr, flush=True)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [repo_root(), os.environ.get("PYTHONPATH", "")]).strip(os.pathsep))
+        # N workers share the cores: torch's intra-op threads per worker, not per machine
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+        subprocess.call(cmd, env=env, cwd=tmp, stdout=sys.stderr)
+        rows = []
+        if os.path.exists(report):
+            with open(report) as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+    return [Outcome(r["op"], r["impl"], r["prop"], r["ok"], r["seconds"],
+                    [Failure(**f) for f in r["failures"]], r["sizes"], r["kind"]) for r in rows]
+
+
+def cmd_list(args) -> int:
+    device = setup_device(args.device)
+    known = registry.ops()
+    unknown = [op for op in args.op or [] if op not in known]
+    if unknown:
+        raise ValueError(f"unknown op {unknown[0]!r}; known: {', '.join(known)}")
+    for op in args.op or known:
+        o = registry.OPS[op]
+        print(f"{op} {o.signature}\n  {o.doc}")
+        available = registry.implementations(op, device)
+        print(f"  implementations (on {device}):")
+        for name, impl in o.impls.items():
+            mark = "" if name in available else "  [not available here]"
+            print(f"    {name:10s} {impl.doc}{mark}")
+        print("  properties:")
+        for p in spec.properties(op):
+            doc = " ".join((p.fn.__doc__ or "").split())
+            print(f"    {p.name} ({p.kind})")
+            print(textwrap.fill(doc, width=100, initial_indent=" " * 6,
+                                subsequent_indent=" " * 6))
+        print("  mutants:")
+        for m in registry.mutants(op, device):
+            print(f"    {m.name:40s} {m.doc}")
+        print()
+    return 0
+
+
+def cmd_mutants(args) -> int:
+    """Kill matrix: which properties reject which mutant; exit 1 if any mutant survives."""
+    device = setup_device(args.device)
+    survivors = []
+    matrix: dict[tuple[str, str], list[str]] = {}
+    for m in registry.mutants(device=device):
+        if args.op and m.op not in args.op:
+            continue
+        killed = runner.rejects(m, device=device, profile=args.profile,
+                                stop_at_first=not (args.matrix or args.markdown),
+                                sizes=args.sizes)
+        for p in killed:
+            matrix.setdefault((m.op, p), []).append(m.name)
+        if not args.markdown:
+            print(f"{m.op:12s} {m.name:32s} {'REJECTED' if killed else 'SURVIVED'}  "
+                  f"{', '.join(killed)}", flush=True)
+        if not killed:
+            survivors.append(m.name)
+    if args.markdown:
+        print(property_table(matrix, args.op))
+    if survivors:
+        print(f"\n{len(survivors)} mutant(s) survived the spec: {', '.join(survivors)}")
+        return 1
+    print("\nevery mutant is rejected by the spec")
+    return 0
+
+
+def property_table(matrix, ops) -> str:
+    """Markdown: each property, what it checks, and the mutants it rejects."""
+    lines = ["| op | property | kind | checks | mutants it rejects |", "|---|---|---|---|---|"]
+    for p in spec.properties():
+        if ops and p.op not in ops:
+            continue
+        killed = matrix.get((p.op, p.name), [])
+        who = ", ".join(f"`{k}`" for k in killed) if killed else "**none: suspect**"
+        doc = " ".join((p.fn.__doc__ or "").split())
+        lines.append(f"| {p.op} | `{p.name}` | {p.kind} | {doc} | {who} |")
+    return "\n".join(lines)
