@@ -21,7 +21,7 @@ if [ "$step" = full ]; then part=${2:?full needs a part: 1 2 3 4}; out=${3:?OUT}
 mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MIXOLOGY_DEVICE=cuda \
        TRITON_INTERPRET=0 MIXOLOGY_BENCH_SESSION=${MIXOLOGY_BENCH_SESSION:-gpu-$(date +%Y-%m-%d)}
-key=$(python -c 'from mixology.bench.sweep import device_key; print(device_key("cuda"))')
+key=$(python -c 'from mixology.bench.timing import device_key; print(device_key("cuda"))')
 saved() {  # copy the history files this step wrote into OUT
   find perf/history -name '*.json' -newer "$out/.start" -exec cp {} "$out/" \; 2>/dev/null || true
 }
@@ -60,6 +60,7 @@ case "$step" in
     ;;
   report)
     python -m mixology history --no-gate --device-key "$key" 2>&1 | tee "$out/history.txt" | tail -80
+    python perf/claims.py --device-key "$key" --markdown "$out/claims.md" | tail -40
     mkdir -p "$out/plots" && cp -r "perf/plots/$key" "$out/plots/" 2>/dev/null || true
     ;;
   *) echo "run_gpu.sh: unknown step $step (smoke | full PART | report | lab)" >&2; exit 2 ;;

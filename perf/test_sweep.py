@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import mixology
-from mixology.bench import history, sweep
+from mixology.bench import sweep, timing
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
 SIZES = os.environ.get("MIXOLOGY_BENCH_SIZES") or ("full" if DEVICE == "cuda" else "cpu")
@@ -22,35 +22,35 @@ POINTS = sweep.sweep(SIZES, DEVICE)
 
 @pytest.fixture(scope="session")
 def ceilings():
-    return sweep.measure_ceilings(DEVICE)
+    return timing.measure_ceilings(DEVICE)
 
 
 @pytest.mark.parametrize("point", POINTS, ids=str)
-def test_sweep(benchmark, point, ceilings):
+def test_sweep(benchmark, point, ceilings, session_results):
     available = mixology.implementations(point.entry, DEVICE)  # (loads the registry)
     if point.impl in mixology.registry.OPS[point.entry].impls and point.impl not in available:
         pytest.skip(f"{point.impl} does not run on {DEVICE} here")
     try:
         fn, nbytes, flops = sweep.ENTRIES[point.entry].build(point, DEVICE)
-        calls, rounds = sweep.calibrate(fn, DEVICE)
-        peak = sweep.peak_memory(fn, DEVICE)
+        calls, rounds = timing.calibrate(fn, DEVICE)
+        peak = timing.peak_memory(fn, DEVICE)
     except torch.OutOfMemoryError:
         pytest.skip("out of memory")
 
     def one_round():
         for _ in range(calls):
             fn()
-        sweep.sync(DEVICE)
+        timing.sync(DEVICE)
 
     benchmark.group = f"{point.entry} {point.mode} {point.sweep}-sweep D={point.D} {point.dtype}"
     benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=2, iterations=1)
     median = benchmark.stats.stats.median / calls
-    info = {**asdict(point), "device": DEVICE, "device_key": sweep.device_key(DEVICE),
+    info = {**asdict(point), "device": DEVICE, "device_key": timing.device_key(DEVICE),
             "sizes": SIZES, "session": os.environ.get("MIXOLOGY_BENCH_SESSION", ""),
-            **sweep.versions(),
+            **timing.versions(),
             "calls_per_round": calls, "peak_mem_bytes": peak,
             "triton_interpreted": os.environ.get("TRITON_INTERPRET") == "1",
-            "ceilings": ceilings.as_dict(), **sweep.derived(median, nbytes, flops, ceilings)}
+            "ceilings": ceilings.as_dict(), **timing.derived(median, nbytes, flops, ceilings)}
     benchmark.extra_info.update(info)
-    history.SESSION_RESULTS.append(info)
+    session_results.append(info)
     assert median > 0

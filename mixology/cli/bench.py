@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 from mixology import registry
-from mixology.bench import gpu_check, history
+from mixology.bench import gpu_check, history, plots
 from mixology.bench.history import MIN_CHANGES
-from mixology.bench.sweep import device_key
+from mixology.bench.timing import device_key
 from mixology.cli.common import repo_root, setup_device
 
 
@@ -83,7 +83,8 @@ def _verdicts(rows, threshold: float) -> str:
 
 
 def cmd_history(args) -> int:
-    """Latest vs previous vs best per benchmark, plots, claims; exit 1 on a slowdown."""
+    """Latest vs previous vs best per benchmark, and plots; exit 1 on a slowdown. The seed's
+    claims are measured by perf/claims.py."""
     root = repo_root()
     storage = args.storage or os.path.join(root, "perf", "history")
     runs = history.load_runs(storage)
@@ -113,10 +114,9 @@ def cmd_history(args) -> int:
         print(_verdicts(rows, args.threshold) + "\n")
         if not args.no_plots:
             out = os.path.join(args.plots or os.path.join(root, "perf", "plots"), key)
-            paths = history.plot_run(latest, out)
-            paths += history.plot_trend(key_runs, out)
+            paths = plots.plot_run(latest, out)
+            paths += plots.plot_trend(key_runs, out)
             print(f"{len(paths)} plot(s) written to {out}\n")
-        print(history.report(list(latest.results.values())) + "\n")
     if flagged and not args.no_gate:
         print(f"history: {flagged} slowdown(s) flagged; exit 1")
         return 1

@@ -157,8 +157,7 @@ def swiglu(D: int = 768) -> str:
 
 
 def attention(T: int = 512, D: int = 768) -> str:
-    from mixology.bench.history import flop_counts
-    from mixology.bench.sweep import HEAD_DIM_ATTENTION
+    from mixology.bench.sweep import HEAD_DIM_ATTENTION, flop_counts
 
     f = flop_counts(T, D)
     H = D // HEAD_DIM_ATTENTION

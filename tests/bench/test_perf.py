@@ -1,6 +1,7 @@
-"""perf: the sweep definition, the regression gate, plots and the claim report."""
+"""perf: the sweep definition, the regression gate, plots and the claims (perf/claims.py)."""
 
 import functools
+import importlib.util
 import json
 import os
 import subprocess
@@ -8,9 +9,12 @@ import sys
 
 import pytest
 
-from mixology.bench import history, sweep
+from mixology.bench import history, sweep, timing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_spec = importlib.util.spec_from_file_location("claims", os.path.join(ROOT, "perf", "claims.py"))
+claims = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(claims)
 
 
 def info(impl="triton", mode="fwd", T=512, D=768, median=1e-3, dtype="bf16", sweep="T",
@@ -48,8 +52,8 @@ def test_sweep_covers_every_impl_mode_and_holds_tokens_constant():
 
 
 def test_derived_figures():
-    c = sweep.Ceilings(copy_gbps=1000.0, matmul_tflops=500.0, copy_bytes=1, matmul_n=1)
-    d = sweep.derived(1e-3, 10**9, 10**12, c)
+    c = timing.Ceilings(copy_gbps=1000.0, matmul_tflops=500.0, copy_bytes=1, matmul_n=1)
+    d = timing.derived(1e-3, 10**9, 10**12, c)
     assert d["gbps"] == pytest.approx(1000) and d["pct_copy_ceiling"] == pytest.approx(100)
     assert d["tflops"] == pytest.approx(1000) and d["pct_matmul_ceiling"] == pytest.approx(200)
 
@@ -110,7 +114,7 @@ def test_report_gives_verdicts_and_targets_on_gpu_results():
            info(impl="triton", sweep="mem", T=4096, peak=4 * 10**6, B=1),
            info(impl="sdpa_math", sweep="mem", T=1024, peak=10**6, B=1),
            info(impl="sdpa_math", sweep="mem", T=4096, peak=16 * 10**6, B=1)]
-    text = history.report(res)
+    text = claims.report(res)
     assert "attention block / mixer = 3.00x" in text and "Verdict: holds" in text
     assert "triton ~T^1.00" in text and "sdpa_math ~T^2.00" in text
     assert "triton fwd: 93-93% of copy bandwidth" in text and "met" in text
@@ -119,7 +123,7 @@ def test_report_gives_verdicts_and_targets_on_gpu_results():
 
 
 def test_flop_counts_match_the_formulas():
-    f = history.flop_counts(T=512, D=768)
+    f = sweep.flop_counts(T=512, D=768)
     assert f["sdpa"] == 4 * 512 * 512 * 768  # QK^T and AV, 2 FLOPs per multiply-add
     assert f["attention_block"] == f["sdpa"] + 8 * 512 * 768 * 768  # + 4 D x D projections
     assert f["seed_formula"] / f["mixer"] == pytest.approx(448)
@@ -142,7 +146,7 @@ def test_quadratic_attention_points_and_report():
     results = ([r("triton", T, 1e-6 * T) for T in Ts] + [r("reference", T, 1e-9 * T * T)
                                                          for T in Ts]
                + [r("sdpa_causal", T, 1e-12 * T * T) for T in Ts])
-    text = "\n".join(history.quadratic_report(results))
+    text = "\n".join(claims.quadratic_report(results))
     assert "triton T^1.00" in text and "reference T^2.00" in text
     assert "crossover vs reference: triton faster from T=1024 on" in text
     assert "crossover vs sdpa_causal: not reached" in text
@@ -173,7 +177,7 @@ def test_per_token_ffn_and_norm_points_and_reports():
            r("per_token_ffn", "reference", 50),
            r("layer_norm", "triton", 90, sweep="D"), r("layer_norm", "triton", 80, D=256),
            r("rms_norm", "triton", 88, sweep="D")]
-    text = history.report(res)
+    text = claims.report(res)
     assert "bmm 504.00 TFLOP/s = 72% (T=32, D=1024); reference 350.00" in text
     assert "Target >= 60%: met" in text and "bmm vs batch: B=64: 20%, B=4096: 72%" in text
     assert "layer_norm bf16 fwd: triton 80-90%. Triton target >= 85%: missed by 5" in text
