@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import mixology.ops  # noqa: F401  (each op family registers itself on import)
 from mixology import registry
 from mixology.nn import FeedForward, RankMixer, RankMixerBlock, TokenMixer, TransformerBlock
-from mixology.registry import implementations, ops
+
+# mixology.ops() lists the op names; the ops' code is imported as `from mixology.ops import ...`
+from mixology.registry import implementations, ops  # noqa: E402
 from mixology.verify.api import Report, check
 
 __all__ = ["FeedForward", "RankMixer", "RankMixerBlock", "Report", "TokenMixer", "TransformerBlock",

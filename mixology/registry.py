@@ -1,8 +1,10 @@
-"""One place where ops and their implementations are registered.
+"""The registry of ops, their implementations and their mutants (it imports nothing of
+mixology's: each op family registers itself here when ``mixology.ops`` imports it).
 
 An *op* is a mathematical function (``token_mix``, ``token_mixer``, ...) with one
 ``reference`` implementation, written in einops so it reads like the paper, and any
-number of optimized implementations that must compute the same function.
+number of optimized implementations that must compute the same function. A *mutant* is a
+plausible bug the spec must reject.
 
 Implementations are registered lazily as ``"module:function"`` strings so that importing
 :mod:`mixology` never imports Triton or triggers ``torch.compile``.
@@ -10,9 +12,11 @@ Implementations are registered lazily as ``"module:function"`` strings so that i
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -101,12 +105,10 @@ def default_device() -> str:
 
 
 def ops() -> list[str]:
-    _ensure_loaded()
     return list(OPS)
 
 
 def get(op: str, impl: str = REFERENCE) -> Impl:
-    _ensure_loaded()
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}; known ops: {sorted(OPS)}")
     impls = OPS[op].impls
@@ -117,16 +119,10 @@ def get(op: str, impl: str = REFERENCE) -> Impl:
 
 def implementations(op: str, device: str | None = None) -> list[str]:
     """Names of the implementations of ``op`` that run on ``device`` (default: this machine's)."""
-    _ensure_loaded()
     device = device or default_device()
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}; known ops: {sorted(OPS)}")
     return [name for name, impl in OPS[op].impls.items() if impl.available(device)]
-
-
-def _ensure_loaded() -> None:
-    # Importing the ops package runs every op's registration.
-    import mixology.ops  # noqa: F401
 
 
 # Mutants: plausible buggy implementations the spec must reject (see tests/spec/test_mutants.py).
@@ -155,13 +151,8 @@ def mutant(op: str, *, needs: str | None = None):
 
 
 def mutants(op: str | None = None, device: str | None = None) -> list[Mutant]:
-    """The registered mutants (those runnable on ``device``)."""
-    _ensure_loaded()
-    from mixology.ops import MUTANT_MODULES
-
-    for module in MUTANT_MODULES:
-        importlib.import_module(module)
-
+    """The mutants registered so far (of ``op``, runnable on ``device``); ``mixology.ops.mutants``
+    imports every family's first."""
     device = device or default_device()
     out = []
     for o, by_name in MUTANTS.items():
@@ -171,3 +162,16 @@ def mutants(op: str | None = None, device: str | None = None) -> list[Mutant]:
             if Impl(o, m.name, m.fn, needs=m.needs).available(device):
                 out.append(m)
     return out
+
+
+@contextlib.contextmanager
+def patched(module: types.ModuleType, **attrs):
+    """Replace module attributes for the duration of a call: the seam most mutants use."""
+    saved = {name: getattr(module, name) for name in attrs}
+    for name, value in attrs.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)

@@ -17,10 +17,14 @@ if __name__ != "mixology.spec":  # one package, one registry of properties: neve
     raise ImportError(f"the folder spec/ is the package mixology.spec, not {__name__!r}: "
                       "import mixology.spec")
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hypothesis.strategies import SearchStrategy
+
+from mixology import registry
+from mixology.ops import FAMILIES
 
 KINDS = ("correctness", "numerics", "contract")
 
@@ -85,10 +89,14 @@ def prop_each(prefix_of_op: dict[str, str], cases, **kw):
 
 
 def properties(op: str | None = None) -> list[Property]:
+    """The properties of ``op`` (of every op, in the registry's order of ops), each op's in
+    the order its spec file defines them."""
     load()
-    return [p for (o, _), p in PROPERTIES.items() if op is None or o == op]
+    return [p for o in ([op] if op else registry.ops()) for (o_, _), p in PROPERTIES.items()
+            if o_ == o]
 
 
 def load() -> None:
-    # One import per op's property module.
-    from mixology.spec import attention, blocks, ffn, norms, positional, token_mix  # noqa: F401
+    """Import every op family's spec file, spec/<family>.py: each registers its properties."""
+    for name in FAMILIES:
+        importlib.import_module(f"{__name__}.{name}")

@@ -17,7 +17,7 @@ import torch
 
 from mixology.lab import circuits, tracing
 from mixology.lab.model import CausalLM, ModelConfig
-from mixology.ops._kernels.launch_mutants import patched
+from mixology.registry import patched
 
 CIRCUIT_PROPERTIES: dict[str, Callable[[], None]] = {}
 

@@ -33,6 +33,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
+from mixology import registry
+from mixology.bench import sweep
+from mixology.ops import FAMILIES, family
+
 # Launch configurations allowed to spill: (kernel, a piece of "config dtypes"), the reason.
 _WHOLE_ROW = ("whole rows of D > 4096 in registers (BLOCK_D = 8192, one row a program, 16 "
               "warps: 128 registers a thread at most); the spill is 0.1-0.7 KB a thread, "
@@ -157,6 +161,7 @@ class Capture:
 @contextlib.contextmanager
 def capture(sm_count: int) -> Iterator[Capture]:
     """Record every Triton launch instead of running it; ops accept meta tensors meanwhile."""
+    # triton is an optional dependency: imported where gpu-check runs
     from triton.runtime.jit import JITFunction
 
     from mixology.ops._kernels import triton_utils
@@ -192,69 +197,37 @@ def _call(fn: Callable, args: list, backward: bool) -> None:
         y.backward(torch.empty_like(y))
 
 
-# The spec's shapes, per op with a Triton kernel: (B, T, D, H) or (B, H, T, d), around tile
-# boundaries (spec/strategies.py boundary values), every float dtype, two layouts.
-DIMS = (1, 2, 3, 7, 16, 17, 31, 33, 63, 64, 65, 127, 129, 255, 257, 511, 513, 1023, 1025,
-        2047, 2049, 4095, 4097)
-HEAD_DIMS = (1, 2, 3, 4, 7, 8, 15, 16, 17, 32, 33, 64)
-TS = (1, 2, 15, 16, 17, 63, 64, 65, 1021, 4096)
+# The spec's shapes around tile boundaries (spec/strategies.py boundary values), for each
+# family's gpu_check_calls, in every float dtype and two layouts.
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    dims: tuple[int, ...] = (1, 2, 3, 7, 16, 17, 31, 33, 63, 64, 65, 127, 129, 255, 257, 511,
+                             513, 1023, 1025, 2047, 2049, 4095, 4097)
+    head_dims: tuple[int, ...] = (1, 2, 3, 4, 7, 8, 15, 16, 17, 32, 33, 64)
+    ts: tuple[int, ...] = (1, 2, 15, 16, 17, 63, 64, 65, 1021, 4096)
+
+
 FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 LAYOUTS = ("contiguous", "transposed")
 
 
 def _op_calls() -> Iterator[tuple[str, str, Callable, list]]:
-    """(op, shape, call, args) for every op with Triton kernels, at the spec's sizes."""
-    from mixology import registry
-
-    def impl(op, name="triton"):
-        return registry.get(op, name).fn
-
+    """(op, shape, call, args): every family's ``gpu_check_calls`` in each dtype and layout."""
+    sizes = Sizes()
     for dtype in FLOATS:
         for layout in LAYOUTS:
-            for D in DIMS:
-                x = _meta((2, 3, D), dtype, layout)
-                w = _meta((D,), dtype)
-                yield "layer_norm", f"D={D}", impl("layer_norm"), [x, w, w, 1e-5]
-                yield "rms_norm", f"D={D}", impl("rms_norm"), [x, w, 1e-5]
-                for F in {max(1, D // 2), 4 * D} if D <= 1025 else {D}:
-                    w1, w2 = _meta((D, F), dtype), _meta((F, D), dtype)
-                    b1, b2 = _meta((F,), dtype), _meta((D,), dtype)
-                    yield ("feed_forward", f"D={D} F={F}", impl("feed_forward"),
-                           [x, w1, b1, w2, b2, "gelu"])
-                    yield "swiglu", f"D={D} F={F}", impl("swiglu"), [x, w1, w1, w2]
-                    yield "bilinear", f"D={D} F={F}", impl("bilinear"), [x, w1, w1, w2]
-                if D % 2 == 0:
-                    yield "sinusoidal", f"D={D}", impl("sinusoidal"), [x]
-            for T in (1, 2, 4, 16, 17, 64, 127):
-                for H in sorted({1, 2, T}):
-                    for head in (1, 3, 16, 64):
-                        D = H * head
-                        x = _meta((2, T, D), dtype, layout)
-                        w = _meta((D,), dtype)
-                        yield ("token_mix", f"T={T} D={D} H={H}", impl("token_mix"), [x, H])
-                        yield ("token_unmix", f"T={T} D={D} H={H}", impl("token_unmix"),
-                               [x, H])
-                        yield ("token_mixer", f"T={T} D={D} H={H}", impl("token_mixer"),
-                               [x, H, w, w, 1e-5])
-            for T in TS:
-                for d in HEAD_DIMS:
-                    q = _meta((1, 2, T, d), dtype, layout)
-                    for name in ("triton", "triton_split"):
-                        yield ("quadratic_attention", f"T={T} d={d}",
-                               impl("quadratic_attention", name), [q, q, q])
-                    if d % 2 == 0:
-                        for inter in (False, True):
-                            yield "rope", f"T={T} d={d}", impl("rope"), [q, inter]
-                s = _meta((1, 2, T, T), dtype, layout)
-                for causal in (False, True):
-                    yield "alibi", f"T={T}", impl("alibi"), [s, causal]
+            def meta(shape, contiguous=False, _dtype=dtype, _layout=layout):
+                return _meta(shape, _dtype, "contiguous" if contiguous else _layout)
+
+            for name in FAMILIES:
+                calls = getattr(family(name), "gpu_check_calls", None)
+                for op, shape, impl, args in calls(meta, sizes) if calls else ():
+                    yield op, shape, registry.get(op, impl).fn, args
 
 
 def _perf_calls(got: Capture, ops: set[str] | None) -> Iterator[Callable]:
     """The perf sweep's full GPU points for the Triton implementations, built on meta (a
     build may launch too: a backward alone runs its forward first)."""
-    from mixology.bench import sweep
-
     for p in sweep.sweep("full", "cuda"):
         if p.impl.startswith("triton") and (not ops or p.entry in ops):
             got.origin = f"perf {p}"
@@ -263,10 +236,6 @@ def _perf_calls(got: Capture, ops: set[str] | None) -> Iterator[Callable]:
 
 def capture_launches(sizes: str, sm_count: int, progress: Callable = lambda s: None,
                      ops: set[str] | None = None) -> list[Launch]:
-    from mixology import registry
-
-    registry.ops()  # loads the registry
-
     with capture(sm_count) as got:
         if sizes in ("tests", "all"):
             for op, shape, fn, args in _op_calls():

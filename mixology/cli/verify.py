@@ -15,8 +15,9 @@ import time
 
 from mixology import registry, spec
 from mixology.cli.common import add_common, duration, repo_root, setup_device
+from mixology.ops import mutants
 from mixology.spec.strategies import profile_name
-from mixology.verify import api, runner
+from mixology.verify import runner
 from mixology.verify.api import format_failure
 from mixology.verify.runner import Failure, Outcome
 
@@ -98,7 +99,7 @@ class Progress:
 
 def cmd_verify(args) -> int:
     device = setup_device(args.device)
-    candidates = api.parse_candidates(args.candidate)
+    candidates = runner.parse_candidates(args.candidate)
     checks = runner.plan(args.op, args.impl, args.property, device=device,
                          candidates=candidates, mutants=args.mutant)
     if not checks:
@@ -198,7 +199,7 @@ def cmd_list(args) -> int:
             print(textwrap.fill(doc, width=100, initial_indent=" " * 6,
                                 subsequent_indent=" " * 6))
         print("  mutants:")
-        for m in registry.mutants(op, device):
+        for m in mutants(op, device):
             print(f"    {m.name:40s} {m.doc}")
         print()
     return 0
@@ -209,7 +210,7 @@ def cmd_mutants(args) -> int:
     device = setup_device(args.device)
     survivors = []
     matrix: dict[tuple[str, str], list[str]] = {}
-    for m in registry.mutants(device=device):
+    for m in mutants(device=device):
         if args.op and m.op not in args.op:
             continue
         killed = runner.rejects(m, device=device, profile=args.profile,

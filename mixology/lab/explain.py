@@ -101,10 +101,11 @@ def token_mixer(B: int = 2, T: int = 4, D: int = 8, H: int = 4) -> str:
 def _rejecting(op: str, mutant: str) -> list[str]:
     """The spec's properties of ``op`` that reject the registered mutant (a few examples
     each, small sizes, on CPU)."""
-    from mixology import registry, spec
+    from mixology import spec
+    from mixology.ops import mutants as registered_mutants
     from mixology.verify import runner
 
-    (m,) = [m for m in registry.mutants(op, "cpu") if m.name == mutant]
+    (m,) = [m for m in registered_mutants(op, "cpu") if m.name == mutant]
     return [p.name for p in spec.properties(op)
             if p.kind == "correctness"
             and not runner.check(p, m.fn, f"mutant:{mutant}", device="cpu", shrink=False,

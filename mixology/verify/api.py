@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import importlib
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,48 +80,6 @@ def format_failure(o) -> str:
     return "\n".join(lines)
 
 
-def resolve(fn: Callable | str) -> tuple[Callable, str]:
-    """(callable, "module:function" or "") for a callable or a "module:function" string; the
-    string is what a replay command can import."""
-    if isinstance(fn, str):
-        if ":" not in fn:
-            raise ValueError(f"fn: expected 'package.module:function', got {fn!r}")
-        return registry.load_callable(fn), fn
-    if not callable(fn):
-        raise TypeError(f"fn: expected a callable or 'package.module:function', got "
-                        f"{type(fn).__name__}")
-    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-    target = f"{module}:{name}" if module and name and "<" not in name else ""
-    try:  # only if importing it gives back this very function
-        if target and _attr(importlib.import_module(module), name) is not fn:
-            target = ""
-    except Exception:  # noqa: BLE001  (not importable: no replay command)
-        target = ""
-    return fn, target
-
-
-def parse_candidates(items, flag: str = "--candidate") -> dict[str, str]:
-    """{op: "module:function"} from ``OP=module:function`` items (the CLI's and the pytest
-    plugin's option), each checked to import; ValueError naming ``flag`` otherwise."""
-    out = {}
-    for item in items or []:
-        op, sep, target = item.partition("=")
-        if not sep or ":" not in target or not op:
-            raise ValueError(f"{flag} wants OP=package.module:function, got {item!r}")
-        try:
-            resolve(target)
-        except Exception as e:  # noqa: BLE001  (import errors of the user's module)
-            raise ValueError(f"{flag}: cannot import {target}: {type(e).__name__}: {e}") from e
-        out[op] = target
-    return out
-
-
-def _attr(obj, dotted: str):
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def check(op: str, fn: Callable | str, *, device: str | None = None, profile: str = "ci",
           sizes: str | None = None, properties: list[str] | None = None, strict: bool = False,
           reproduce: str | None = None, on_result: Callable | None = None) -> Report:
@@ -136,6 +93,7 @@ def check(op: str, fn: Callable | str, *, device: str | None = None, profile: st
     property. Each failure's replay is a `python -m mixology verify --candidate ...` command
     when ``fn`` can be imported by name, else the ``mixology.check(...)`` call that replays it.
     """
+    # here, not at the top: `import mixology` stays free of hypothesis and the spec
     from mixology import spec
     from mixology.spec.strategies import sizes_name
     from mixology.verify import runner
@@ -146,7 +104,7 @@ def check(op: str, fn: Callable | str, *, device: str | None = None, profile: st
     unknown = [p for p in properties or [] if p not in known]
     if unknown:
         raise ValueError(f"properties: {op} has no property {unknown[0]!r}")
-    fn, target = resolve(fn)
+    fn, target = runner.resolve(fn)
     device = device or registry.default_device()
     label = f"candidate {target}" if target else f"candidate {getattr(fn, '__name__', fn)!s}"
     replay = f"--candidate {shlex.quote(op + '=' + target)}" if target else ""

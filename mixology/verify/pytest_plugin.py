@@ -47,7 +47,7 @@ class SpecItem(pytest.Item):
         self.outcome = None
 
     def runtest(self):
-        from mixology.verify import runner
+        from mixology.verify import runner  # on use: the plugin loads in every pytest run
 
         cfg = self.config
         device = cfg.getoption("mixology_device") or _default_device()
@@ -68,7 +68,7 @@ class SpecItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, SpecFailure) and self.outcome is not None:
-            from mixology.verify.api import format_failure
+            from mixology.verify.api import format_failure  # on use: the plugin loads in every pytest run
 
             return format_failure(self.outcome).strip()
         return super().repr_failure(excinfo)
@@ -78,7 +78,7 @@ class SpecItem(pytest.Item):
 
 
 def _default_device():
-    from mixology import registry
+    from mixology import registry  # on use: the plugin loads in every pytest run
 
     return registry.default_device()
 
@@ -95,12 +95,12 @@ def _append(path, o):
 def _checks(config):
     """(op, label, fn, replay args, cost, property) of what the options ask for: the same
     plan as ``mixology verify`` (runner.plan); bad options are a pytest usage error."""
-    from mixology.verify import api, runner
+    from mixology.verify import runner  # on use: the plugin loads in every pytest run
 
     verify = config.getoption("mixology_verify")
     try:
-        candidates = api.parse_candidates(config.getoption("mixology_candidate"),
-                                          "--mixology-candidate")
+        candidates = runner.parse_candidates(config.getoption("mixology_candidate"),
+                                             "--mixology-candidate")
         if not candidates and not verify:
             return []
         return runner.plan(config.getoption("mixology_op") if not candidates else None,
@@ -130,7 +130,7 @@ def _pin_worker_to_a_gpu():
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not worker.startswith("gw"):
         return
-    import torch
+    import torch  # on use: the plugin loads in every pytest run
 
     if torch.cuda.is_available() and torch.cuda.device_count() > 1:
         torch.cuda.set_device(int(worker[2:]) % torch.cuda.device_count())

@@ -7,6 +7,7 @@ error, and a command that replays exactly that example.
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 import time
@@ -17,6 +18,7 @@ import hypothesis
 from hypothesis import Phase, given, settings
 
 from mixology import registry, spec
+from mixology.ops import mutants as registered_mutants
 from mixology.spec.strategies import (
     KERNEL_CAP,
     KERNEL_EXAMPLES,
@@ -146,6 +148,48 @@ def _counterexample(text: str) -> str:
     return " ".join(part.strip() for part in m.group(1).splitlines()).replace("( ", "(").strip(", ")
 
 
+def resolve(fn: Callable | str) -> tuple[Callable, str]:
+    """(callable, "module:function" or "") for a callable or a "module:function" string; the
+    string is what a replay command can import."""
+    if isinstance(fn, str):
+        if ":" not in fn:
+            raise ValueError(f"fn: expected 'package.module:function', got {fn!r}")
+        return registry.load_callable(fn), fn
+    if not callable(fn):
+        raise TypeError(f"fn: expected a callable or 'package.module:function', got "
+                        f"{type(fn).__name__}")
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    target = f"{module}:{name}" if module and name and "<" not in name else ""
+    try:  # only if importing it gives back this very function
+        if target and _attr(importlib.import_module(module), name) is not fn:
+            target = ""
+    except Exception:  # noqa: BLE001  (not importable: no replay command)
+        target = ""
+    return fn, target
+
+
+def parse_candidates(items, flag: str = "--candidate") -> dict[str, str]:
+    """{op: "module:function"} from ``OP=module:function`` items (the CLI's and the pytest
+    plugin's option), each checked to import; ValueError naming ``flag`` otherwise."""
+    out = {}
+    for item in items or []:
+        op, sep, target = item.partition("=")
+        if not sep or ":" not in target or not op:
+            raise ValueError(f"{flag} wants OP=package.module:function, got {item!r}")
+        try:
+            resolve(target)
+        except Exception as e:  # noqa: BLE001  (import errors of the user's module)
+            raise ValueError(f"{flag}: cannot import {target}: {type(e).__name__}: {e}") from e
+        out[op] = target
+    return out
+
+
+def _attr(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def plan(ops: list[str] | None = None, impls: list[str] | None = None,
          props: list[str] | None = None, *, device: str,
          candidates: dict[str, str | Callable] | None = None,
@@ -153,8 +197,6 @@ def plan(ops: list[str] | None = None, impls: list[str] | None = None,
     """The checks ``verify`` runs: (op, label, fn, replay args, cost, property), in order.
     Raises ValueError naming the argument for an unknown op, implementation, property,
     mutant or candidate."""
-    from mixology.verify import api
-
     known_ops = registry.ops()
     for op in ops or []:
         if op not in known_ops:
@@ -167,12 +209,12 @@ def plan(ops: list[str] | None = None, impls: list[str] | None = None,
             if ops and op not in ops:
                 raise ValueError(f"--op {','.join(ops)} contradicts --candidate {op}=...: "
                                  "a candidate is checked against its own op's spec")
-            fn, name = api.resolve(target)
+            fn, name = resolve(target)
             label = f"candidate {name or target}"
             targets.append((op, label, fn,
                             f"--candidate {shlex.quote(op + '=' + name)}" if name else "", 1))
     elif mutants:
-        known = {m.name: m for m in registry.mutants(device=device)}
+        known = {m.name: m for m in registered_mutants(device=device)}
         for name in mutants:
             if name not in known:
                 raise ValueError(f"--mutant: unknown mutant {name!r} on {device}")

@@ -9,7 +9,8 @@ import pytest
 
 from mixology import registry
 from mixology.lab import model
-from mixology.ops._kernels.launch_mutants import patched
+from mixology.ops import mutants
+from mixology.registry import patched
 from mixology.spec.lab import follows_the_reference_loss_curve
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
@@ -25,7 +26,7 @@ def test_every_implementation_follows_the_reference_loss_curve(impl):
 def test_a_block_that_trains_wrong_leaves_the_curve(name):
     """Both mutants give the reference's forward at init (norm weight 1, bias 0): only
     training shows them."""
-    (mutant,) = [m for m in registry.mutants("transformer_block", DEVICE) if m.name == name]
+    (mutant,) = [m for m in mutants("transformer_block", DEVICE) if m.name == name]
     original = model.make_block
 
     def make_block(c, layer, impl=None, **kw):

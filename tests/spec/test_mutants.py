@@ -5,10 +5,11 @@ import os
 import pytest
 
 from mixology import registry, spec
+from mixology.ops import mutants
 from mixology.verify import runner
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
-MUTANTS = registry.mutants(device=DEVICE)
+MUTANTS = mutants(device=DEVICE)
 
 
 @pytest.fixture(scope="module")

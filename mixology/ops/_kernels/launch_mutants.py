@@ -11,21 +11,9 @@ tile cannot pass on leftover memory.
 
 from __future__ import annotations
 
-import contextlib
 import types
 
-
-@contextlib.contextmanager
-def patched(module: types.ModuleType, **attrs):
-    """Replace module attributes for the duration of a call."""
-    saved = {name: getattr(module, name) for name in attrs}
-    for name, value in attrs.items():
-        setattr(module, name, value)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(module, name, value)
+from mixology.registry import patched
 
 
 class _Triton:

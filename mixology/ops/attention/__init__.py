@@ -28,3 +28,13 @@ register("quadratic_attention", "triton_split",
          doc="the same kernels, the state split one i-row per program")
 register("quadratic_attention", "compiled", f"{_P}.compiled:quadratic_attention",
          doc="torch.compile of the reference", cost=COMPILE_COST)
+
+
+def gpu_check_calls(meta, sizes):
+    """The Triton launches ``mixology gpu-check`` compiles: (op, shape, implementation, args),
+    with ``meta(shape)`` a meta tensor in the dtype and layout being checked."""
+    for T in sizes.ts:
+        for d in sizes.head_dims:
+            q = meta((1, 2, T, d))
+            for name in ("triton", "triton_split"):
+                yield "quadratic_attention", f"T={T} d={d}", name, [q, q, q]

@@ -30,3 +30,16 @@ register("per_token_ffn", "bmm", f"{_P}.bmm:per_token_ffn",
          doc="two torch.baddbmm, tokens as the batch")
 register("per_token_ffn", "compiled", f"{_P}.compiled:per_token_ffn",
          doc="torch.compile of the reference", cost=COMPILE_COST)
+
+
+def gpu_check_calls(meta, sizes):
+    """The Triton launches ``mixology gpu-check`` compiles: (op, shape, implementation, args),
+    with ``meta(shape)`` a meta tensor in the dtype and layout being checked."""
+    for D in sizes.dims:
+        x = meta((2, 3, D))
+        for F in {max(1, D // 2), 4 * D} if D <= 1025 else {D}:
+            w1, w2 = meta((D, F), contiguous=True), meta((F, D), contiguous=True)
+            b1, b2 = meta((F,), contiguous=True), meta((D,), contiguous=True)
+            yield "feed_forward", f"D={D} F={F}", "triton", [x, w1, b1, w2, b2, "gelu"]
+            yield "swiglu", f"D={D} F={F}", "triton", [x, w1, w1, w2]
+            yield "bilinear", f"D={D} F={F}", "triton", [x, w1, w1, w2]

@@ -25,3 +25,18 @@ register_op("sinusoidal", "(x: (B, T, D even)) -> (B, T, D)",
 register("sinusoidal", "reference", f"{_P}.reference:sinusoidal", doc="einops")
 register("sinusoidal", "triton", f"{_P}.triton_additive:sinusoidal", needs="triton",
          doc="fused: tables interleaved and added in one pass")
+
+
+def gpu_check_calls(meta, sizes):
+    """The Triton launches ``mixology gpu-check`` compiles: (op, shape, implementation, args),
+    with ``meta(shape)`` a meta tensor in the dtype and layout being checked."""
+    for D in sizes.dims:
+        if D % 2 == 0:
+            yield "sinusoidal", f"D={D}", "triton", [meta((2, 3, D))]
+    for T in sizes.ts:
+        for d in sizes.head_dims:
+            if d % 2 == 0:
+                for inter in (False, True):
+                    yield "rope", f"T={T} d={d}", "triton", [meta((1, 2, T, d)), inter]
+        for causal in (False, True):
+            yield "alibi", f"T={T}", "triton", [meta((1, 2, T, T)), causal]

@@ -269,7 +269,7 @@ def _angles_in(work):
 def rope_angles_in_input_dtype(x, interleaved=False):
     """RoPE with the angles t·θ computed in x's dtype: at position 4000 a bfloat16 angle is off
     by up to 16 radians."""
-    from mixology.ops._kernels.launch_mutants import patched
+    from mixology.registry import patched
 
     with patched(ref, rope_angles=_angles_in(x.dtype)):
         return ref.rope(x, interleaved)
@@ -278,8 +278,8 @@ def rope_angles_in_input_dtype(x, interleaved=False):
 @mutant("rope", needs="triton")
 def triton_rope_angles_in_input_dtype(x, interleaved=False):
     """The Triton RoPE fed cos/sin tables whose angles were computed in x's dtype."""
-    from mixology.ops._kernels.launch_mutants import patched
     from mixology.ops.positional import triton_rope
+    from mixology.registry import patched
 
     with patched(triton_rope, rope_angles=_angles_in(x.dtype)):
         return triton_rope.rope(x, interleaved)

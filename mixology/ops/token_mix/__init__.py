@@ -26,3 +26,17 @@ register("token_unmix", "triton", f"{_P}.triton_permute:token_unmix", needs="tri
          doc="Triton gather kernel; backward = mix kernel")
 register("token_mixer", "triton", f"{_P}.triton_fused:token_mixer", needs="triton",
          doc="one fused kernel: mix + residual + LayerNorm, fused backward")
+
+
+def gpu_check_calls(meta, sizes):
+    """The Triton launches ``mixology gpu-check`` compiles: (op, shape, implementation, args),
+    with ``meta(shape)`` a meta tensor in the dtype and layout being checked."""
+    for T in (1, 2, 4, 16, 17, 64, 127):
+        for H in sorted({1, 2, T}):
+            for head in (1, 3, 16, 64):
+                D = H * head
+                x = meta((2, T, D))
+                w = meta((D,), contiguous=True)
+                yield "token_mix", f"T={T} D={D} H={H}", "triton", [x, H]
+                yield "token_unmix", f"T={T} D={D} H={H}", "triton", [x, H]
+                yield "token_mixer", f"T={T} D={D} H={H}", "triton", [x, H, w, w, 1e-5]
