@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from mixology import registry
+from mixology.ops.blocks.reference import rankmixer_shapes, transformer_shapes
 from mixology.ops.checks import check_positive_int, check_tensor
 from mixology.ops.ffn.checks import check_activation, check_dropout
 
@@ -111,7 +112,6 @@ class TransformerBlock(nn.Module):
                  eps: float = 1e-5, positional: str = "none", impl: str | Callable = "reference",
                  device=None, dtype=None):
         super().__init__()
-        from mixology.ops.blocks.reference import transformer_shapes
 
         for name, v in (("d_model", d_model), ("num_heads", num_heads), ("ff", ff)):
             check_positive_int(v, name)
@@ -135,7 +135,6 @@ class RankMixerBlock(nn.Module):
                  activation: str = "gelu", eps: float = 1e-5, impl: str | Callable = "reference",
                  device=None, dtype=None):
         super().__init__()
-        from mixology.ops.blocks.reference import rankmixer_shapes
 
         for name, v in (("num_tokens", num_tokens), ("d_model", d_model),
                         ("num_heads", num_heads), ("ff", ff)):

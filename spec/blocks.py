@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from mixology.nn import RankMixer, TransformerBlock
 from mixology.numerics.tolerance import eps, max_abs_err, scale_of
 from mixology.ops.blocks import reference as ref
+from mixology.ops.blocks.reference import rankmixer_shapes, transformer_shapes
 from mixology.ops.norms import reference as norms
 from mixology.ops.token_mix import reference as mixing
 from mixology.spec import prop, prop_each
@@ -148,7 +149,6 @@ def _rankmixer_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B
 
 def bad_block_inputs(op: str):
     """Calls of ``rankmixer_block`` / ``transformer_block`` that must raise TypeError/ValueError."""
-    from mixology.ops.blocks.reference import rankmixer_shapes, transformer_shapes
 
     x = torch.randn(2, 3, 4)
     if op == "rankmixer_block":

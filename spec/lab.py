@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from einops import einsum
 
-from mixology.lab import data, model, train
+from mixology.lab import data, model, tracing, train
 from mixology.numerics.tolerance import FACTOR
 
 LAB_PROPERTIES: dict[str, Callable[[], None]] = {}
@@ -110,7 +110,6 @@ def trace_is_the_model():
     """The sublayer-by-sublayer trace (lab.tracing, the reference composition on each
     block's parameters) gives the model's logits (float64, to 1e-12 of their scale) in every
     causal configuration, its patterns are causal, and softmax's rows sum to one."""
-    from mixology.lab import tracing
 
     for cfg in CAUSAL_CONFIGS:
         m = tiny_model(**cfg)

@@ -164,6 +164,7 @@ def capture(sm_count: int) -> Iterator[Capture]:
     # triton is an optional dependency: imported where gpu-check runs
     from triton.runtime.jit import JITFunction
 
+    # triton is optional: loaded where a kernel runs
     from mixology.ops._kernels import triton_utils
 
     got = Capture()
@@ -258,6 +259,7 @@ def capture_launches(sizes: str, sm_count: int, progress: Callable = lambda s: N
 def bind(launch: Launch, cc: int) -> Variant:
     """The signature, constexprs, attributes and options Triton's runtime would compile for
     this launch on the target (triton.runtime.jit.JITFunction.run's own steps)."""
+    # triton is optional: loaded where a kernel runs
     from triton.backends.compiler import GPUTarget
     from triton.compiler import make_backend
     from triton.runtime.jit import create_function_from_signature
@@ -291,6 +293,7 @@ def variants(launches: list[Launch], cc: int) -> list[Variant]:
 
 
 def _tool(name: str) -> str:
+    # triton is optional: loaded where a kernel runs
     import triton
 
     return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name)
@@ -338,6 +341,7 @@ def _resources(cubin: bytes) -> dict[str, int]:
 
 
 def compile_variant(v: Variant, target: str) -> Report:
+    # triton is optional: loaded where a kernel runs
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -366,6 +370,7 @@ def _compile_star(a):
 def cache_key(v: Variant, target: str) -> str:
     """Everything the compile depends on: the kernel's source and the source of every function
     it calls (Triton's own cache_key), Triton's version, the target and the bound launch."""
+    # triton is optional: loaded where a kernel runs
     import triton
 
     kernel = getattr(importlib.import_module(v.module), v.name)

@@ -13,9 +13,11 @@ COMPUTE_BOUND = ("quadratic_attention", "per_token_ffn")  # plotted in TFLOP/s
 def plot_run(run: Run, out_dir: str | Path) -> list[Path]:
     """PNG plots of one run: time and GB/s vs T (log-log), one line per implementation, the
     copy ceiling drawn in; time vs D; peak memory vs T."""
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib.pyplot as plt
 
     out = Path(out_dir)
@@ -95,9 +97,11 @@ def plot_run(run: Run, out_dir: str | Path) -> list[Path]:
 def plot_trend(runs: list[Run], out_dir: str | Path, max_plots: int = 12) -> list[Path]:
     """The trend across runs (commits), one PNG per entry x mode x dtype: each implementation's
     median at the group's largest point, with its rounds' spread (median ± IQR/2) as a band."""
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib.pyplot as plt
 
     if len(runs) < 2:

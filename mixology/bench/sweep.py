@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
+
+import mixology
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 MIXER_IMPLS = ("reference", "compiled", "triton")
@@ -194,7 +197,6 @@ def _generator(device: str) -> torch.Generator | None:
 
 
 def _attention(x, num_heads, proj=None, backend=None):
-    from torch.nn.attention import SDPBackend, sdpa_kernel
 
     B, T, D = x.shape
     qkv = x if proj is None else proj[0](x)
@@ -217,7 +219,6 @@ def build_token_mixer(p: Point, device: str):
     """TokenMixer forward / backward / both, and softmax attention as users would run it:
     ``sdpa`` (SDPA alone on x split into D/64 heads) and ``attention_block``
     (LayerNorm(x + out_proj(SDPA(qkv_proj(x))))), the block a token mixer replaces."""
-    import mixology
 
     dtype = DTYPES[p.dtype]
     g = _generator(device)
@@ -283,7 +284,6 @@ def build_quadratic_attention(p: Point, device: str):
     """Quadratic attention (q, k, v: (B, H, T, d), d = Point.D): the O(T²) einops reference,
     the linear form in torch (chunks of 64) and in Triton, against causal softmax attention by
     SDPA (flash on CUDA in bf16), the O(T²) kernel a user would otherwise run."""
-    import mixology
 
     dtype = DTYPES[p.dtype]
     g = _generator(device)
@@ -334,7 +334,6 @@ def _fwd_or_fwd_bwd(p: Point, forward: Callable, tensors: list) -> Callable:
 def build_per_token_ffn(p: Point, device: str):
     """RankMixer's per-token FFN, ff = 4D, GELU: the einsum reference, two baddbmm, and
     torch.compile. Compute-bound: TFLOP/s against the measured matmul ceiling."""
-    import mixology
 
     dtype, F_ = DTYPES[p.dtype], 4 * p.D
     g = _generator(device)
@@ -361,7 +360,6 @@ def build_per_token_ffn(p: Point, device: str):
 def _build_norm(p: Point, device: str):
     """LayerNorm / RMSNorm over D: bandwidth-bound, GB/s against the copy ceiling. ``torch``
     is F.layer_norm (not a registered implementation: see ops/norms/__init__.py)."""
-    import mixology
 
     dtype = DTYPES[p.dtype]
     g = _generator(device)

@@ -29,6 +29,7 @@ def sync(device: str) -> None:
 def versions() -> dict:
     """What a result depends on besides the code: torch, triton, Python and the machine."""
     try:
+        # triton is optional: loaded where a kernel runs
         import triton
 
         triton_version = triton.__version__

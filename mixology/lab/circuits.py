@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from einops import einsum, rearrange
@@ -271,11 +272,12 @@ def summary(m: CausalLM, chars: str, top: int = 5) -> str:
 
 def heatmaps(m: CausalLM, chars: str, out_dir) -> list:
     """One PNG per layer and head: its QK and OV circuits over the vocabulary."""
-    from pathlib import Path
 
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib.pyplot as plt
 
     check_attention_only(m)

@@ -118,9 +118,11 @@ def table(rows: list[dict]) -> str:
 
 def plot(rows: list[dict], path: str | Path) -> Path:
     """Validation loss vs step per config: the mean over seeds, the min-max band."""
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -14,10 +14,18 @@ FlopCounterMode. Deterministic: the same arguments print the same text.
 
 from __future__ import annotations
 
+import inspect
 import string
 
 import torch
 from einops import rearrange
+
+from mixology import registry, spec
+from mixology.bench.sweep import HEAD_DIM_ATTENTION, flop_counts
+from mixology.nn import FeedForward
+from mixology.ops import mutants as registered_mutants
+from mixology.ops.token_mix import mutants
+from mixology.verify import runner
 
 TOPICS = ("token_mixer", "ffn", "swiglu", "attention")
 
@@ -39,8 +47,6 @@ def _row(values: torch.Tensor, names: list[str], group: int = 0) -> str:
 
 
 def token_mixer(B: int = 2, T: int = 4, D: int = 8, H: int = 4) -> str:
-    from mixology import registry
-    from mixology.ops.token_mix import mutants
 
     if H < 1 or D % H:
         raise ValueError(f"H: {H} heads must divide D = {D}")
@@ -101,9 +107,6 @@ def token_mixer(B: int = 2, T: int = 4, D: int = 8, H: int = 4) -> str:
 def _rejecting(op: str, mutant: str) -> list[str]:
     """The spec's properties of ``op`` that reject the registered mutant (a few examples
     each, small sizes, on CPU)."""
-    from mixology import spec
-    from mixology.ops import mutants as registered_mutants
-    from mixology.verify import runner
 
     (m,) = [m for m in registered_mutants(op, "cpu") if m.name == mutant]
     return [p.name for p in spec.properties(op)
@@ -117,7 +120,6 @@ def _count(module: torch.nn.Module) -> int:
 
 
 def ffn(D: int = 768) -> str:
-    from mixology.nn import FeedForward
 
     F_ = 4 * D
     ff = FeedForward(D, F_, device="meta")
@@ -136,7 +138,6 @@ def ffn(D: int = 768) -> str:
 
 
 def swiglu(D: int = 768) -> str:
-    from mixology import registry
 
     F_ = 4 * D
     count = 3 * D * F_ + 2 * D
@@ -158,7 +159,6 @@ def swiglu(D: int = 768) -> str:
 
 
 def attention(T: int = 512, D: int = 768) -> str:
-    from mixology.bench.sweep import HEAD_DIM_ATTENTION, flop_counts
 
     f = flop_counts(T, D)
     H = D // HEAD_DIM_ATTENTION
@@ -194,7 +194,6 @@ def explain(topic: str, **kw) -> str:
     if topic not in TOPICS:
         raise ValueError(f"topic: expected one of {TOPICS}, got {topic!r}")
     fn = {"token_mixer": token_mixer, "ffn": ffn, "swiglu": swiglu, "attention": attention}[topic]
-    import inspect
 
     accepted = inspect.signature(fn).parameters
     unknown = sorted(k for k, v in kw.items() if v is not None and k not in accepted)

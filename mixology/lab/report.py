@@ -26,9 +26,11 @@ SATURATE_NATS = 7.0
 
 
 def _plt():
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib.pyplot as plt
 
     return plt

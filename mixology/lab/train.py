@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from mixology.lab import data, tracing
 from mixology.lab.model import CausalLM, ModelConfig, config_from_dict
@@ -208,7 +210,6 @@ def distributed(cfg: TrainConfig) -> tuple[int, int, str]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1, cfg.device
-    import torch.distributed as dist
 
     cuda = cfg.device.startswith("cuda")
     device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else cfg.device
@@ -241,8 +242,6 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
     opts = make_optimizers(model, cfg)
     stepper = model
     if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
         stepper = DistributedDataParallel(model)
     gen = torch.Generator().manual_seed(cfg.seed)
     val_windows = data.eval_windows(val_tokens, model_cfg.context, cfg.eval_windows, seed=1)
@@ -282,8 +281,6 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
             micro.append((x[mine], y[mine]))
         loss = accumulate(stepper, micro, cfg)
         if world > 1:
-            import torch.distributed as dist
-
             mean = torch.tensor([loss], dtype=torch.float64, device=cfg.device)
             dist.all_reduce(mean)
             loss = float(mean) / world
@@ -337,8 +334,6 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
                         "generator": gen.get_state(), "step": step, "best_val": best},
                        out / "last.pt")
     if world > 1:
-        import torch.distributed as dist
-
         dist.barrier()  # last.pt is written before any rank returns
     if lead and step == cfg.steps and cfg.sample_tokens:
         (out / "samples.txt").write_text(sample_text(model, tok, "\n", cfg.sample_tokens,

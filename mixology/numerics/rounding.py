@@ -33,6 +33,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+from torch._decomp import decomposition_table
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mixology.numerics.dtypes import accumulation_dtype
@@ -307,8 +308,6 @@ _DECOMP: dict = {}
 
 def _decompositions() -> dict:
     if not _DECOMP:
-        from torch._decomp import decomposition_table
-
         _DECOMP.update(decomposition_table)
         _DECOMP[aten.var_mean.correction] = _var_mean
         _DECOMP[aten.var.correction] = lambda *a, **k: _var_mean(*a, **k)[0]

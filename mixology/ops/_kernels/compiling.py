@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 
+import torch
+
 
 @functools.cache
 def compile_reference(fn):
     """torch.compile(fn) with the dynamo settings above, once per function."""
-    import torch
+    # dynamo loads only when a compiled implementation is first called
     import torch._dynamo
     import torch._functorch.config
 
@@ -57,8 +59,6 @@ def _materialized(a):
       'strided'), 44.7 off on the regression test's strides (14, 14, 2, 1).
     Static shapes are right in both. The copy keeps the graph's arithmetic the reference's,
     and autograd takes the copy's gradient back to the strided input."""
-    import torch
-
     if isinstance(a, torch.Tensor) and a.dim() and not a.is_contiguous():
         return a.contiguous()
     return a

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import types
 
+import torch
+
 from mixology.registry import patched
 
 
@@ -23,6 +25,7 @@ class _Triton:
         self._replaced = replaced
 
     def __getattr__(self, name):
+        # triton is optional: loaded where a kernel runs
         import triton
 
         return self._replaced.get(name, getattr(triton, name))
@@ -37,6 +40,7 @@ def floor_grid(module: types.ModuleType):
 def first_tile_only(module: types.ModuleType, tile: int = 16):
     """Blocks sized ``min(next_power_of_2(n), tile)`` by a kernel that expects one block to
     cover the whole row: only the first ``tile`` columns are read and written."""
+    # triton is optional: loaded where a kernel runs
     import triton
 
     return patched(module, triton=_Triton(
@@ -46,6 +50,7 @@ def first_tile_only(module: types.ModuleType, tile: int = 16):
 def fixed_row_tile(module: types.ModuleType, tile: int = 16):
     """``row_tile`` that caps BLOCK_D at ``tile``: a row reduction (mean, Σx²) over the first
     ``tile`` columns only, and the rest of the row never written."""
+    # triton is optional: loaded where a kernel runs
     from mixology.ops._kernels.triton_utils import row_tile
 
     def capped(D, elements=4096):
@@ -57,7 +62,7 @@ def fixed_row_tile(module: types.ModuleType, tile: int = 16):
 
 def input_dtype_accumulator(module: types.ModuleType):
     """``acc_dtype`` that returns the input dtype: float16/bfloat16 sums and states."""
-    import torch
+    # triton is optional: loaded where a kernel runs
     import triton.language as tl
 
     as_tl = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,

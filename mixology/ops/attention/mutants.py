@@ -7,6 +7,7 @@ import math
 import torch
 from einops import einsum, rearrange
 
+from mixology.ops._kernels.launch_mutants import input_dtype_accumulator
 from mixology.ops.attention import reference as ref
 from mixology.ops.attention.checks import check_qkv
 from mixology.ops.attention.chunked import feature_map
@@ -178,6 +179,7 @@ def quad_unchecked_inputs(q, k, v):
 # the real ones; see triton_quadratic.py). Each bug is in one direction; the other is right.
 
 def _launch_split(kernel, inputs, outputs):
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.attention import triton_quadratic as tq
 
     q, v = inputs[0], inputs[2]
@@ -186,6 +188,7 @@ def _launch_split(kernel, inputs, outputs):
 
 
 def _split_partials(q, v, cols, per_e=True):
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.attention import triton_quadratic as tq
 
     n_i, n_e = tq.n_blocks(q.shape[-1], v.shape[-1], tq.halves(q.shape[-1], v.shape[-1]))
@@ -195,6 +198,7 @@ def _split_partials(q, v, cols, per_e=True):
 class _TritonMutant(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, bug):
+        # triton is optional: loaded where a kernel runs
         from mixology.ops.attention import triton_quadratic as tq
 
         ctx.save_for_backward(q, k, v)
@@ -212,6 +216,7 @@ class _TritonMutant(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        # triton is optional: loaded where a kernel runs
         from mixology.ops.attention import triton_quadratic as tq
 
         q, k, v = ctx.saved_tensors
@@ -282,7 +287,7 @@ def quad_state_in_input_dtype(q, k, v):
 @mutant(QUAD, needs="triton")
 def triton_quad_state_in_input_dtype(q, k, v):
     """The Triton linear form with ACC (its state and dot products) in q's dtype."""
-    from mixology.ops._kernels.launch_mutants import input_dtype_accumulator
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.attention import triton_quadratic
 
     with input_dtype_accumulator(triton_quadratic):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mixology.ops._kernels.launch_mutants import floor_grid
 from mixology.ops.ffn import reference as ref
 from mixology.ops.ffn.checks import check_activation, check_dropout, check_ffn_input, check_pffn_input
 from mixology.registry import mutant
@@ -325,6 +326,7 @@ def triton_ffn_backward_forgets_mask(x, w1, b1, w2, b2, activation="gelu", dropo
                                      seed=None):
     """The fused kernel's backward runs without the dropout mask (it was not saved): gradients
     reach dropped units, unscaled."""
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.ffn import triton_ffn as tf
 
     class Function(tf._BiasActDrop):
@@ -346,7 +348,7 @@ def triton_ffn_tail_block_unwritten(x, w1, b1, w2, b2, activation="gelu", dropou
                                     seed=None):
     """The fused bias + activation kernel launched on n // BLOCK programs: the hidden units of
     the last, partial block of 1024 are never written."""
-    from mixology.ops._kernels.launch_mutants import floor_grid
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.ffn import triton_ffn
 
     with floor_grid(triton_ffn):
@@ -356,7 +358,7 @@ def triton_ffn_tail_block_unwritten(x, w1, b1, w2, b2, activation="gelu", dropou
 @mutant("swiglu", needs="triton")
 def triton_swiglu_tail_block_unwritten(x, w_gate, w_up, w_down):
     """The fused SwiGLU gate launched on n // BLOCK programs: the last partial block unwritten."""
-    from mixology.ops._kernels.launch_mutants import floor_grid
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.ffn import triton_gated
 
     with floor_grid(triton_gated):
@@ -366,7 +368,7 @@ def triton_swiglu_tail_block_unwritten(x, w_gate, w_up, w_down):
 @mutant("bilinear", needs="triton")
 def triton_bilinear_tail_block_unwritten(x, w1, w2, w_out):
     """The fused bilinear gate launched on n // BLOCK programs: the last partial block unwritten."""
-    from mixology.ops._kernels.launch_mutants import floor_grid
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.ffn import triton_gated
 
     with floor_grid(triton_gated):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from mixology.ops._kernels.launch_mutants import fixed_row_tile, floor_grid, input_dtype_accumulator
 from mixology.ops.norms.checks import check_norm_input
 from mixology.registry import mutant
 
@@ -138,7 +139,7 @@ def ln_one_pass_variance(x, weight, bias, eps=1e-5):
 @mutant(RMS, needs="triton")
 def rms_triton_first_tile_only(x, weight, eps=1e-5):
     """The Triton RMSNorm with BLOCK_D capped at 16: Σx² of the first tile, the rest unwritten."""
-    from mixology.ops._kernels.launch_mutants import fixed_row_tile
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.norms import triton_norm
 
     with fixed_row_tile(triton_norm):
@@ -148,7 +149,7 @@ def rms_triton_first_tile_only(x, weight, eps=1e-5):
 @mutant(LN, needs="triton")
 def ln_triton_tail_rows_unwritten(x, weight, bias, eps=1e-5):
     """The Triton LayerNorm launched on n_rows // BLOCK_ROWS programs: the last rows unwritten."""
-    from mixology.ops._kernels.launch_mutants import floor_grid
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.norms import triton_norm
 
     with floor_grid(triton_norm):
@@ -158,7 +159,7 @@ def ln_triton_tail_rows_unwritten(x, weight, bias, eps=1e-5):
 @mutant(LN, needs="triton")
 def ln_triton_accumulates_in_input_dtype(x, weight, bias, eps=1e-5):
     """The Triton LayerNorm with its mean and variance accumulated in float16/bfloat16."""
-    from mixology.ops._kernels.launch_mutants import input_dtype_accumulator
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.norms import triton_norm
 
     with input_dtype_accumulator(triton_norm):

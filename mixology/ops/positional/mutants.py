@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from mixology.ops._kernels.launch_mutants import first_tile_only, floor_grid
 from mixology.ops.positional import reference as ref
-from mixology.ops.positional.checks import check_rope_input
-from mixology.registry import mutant
+from mixology.ops.positional.checks import check_alibi_input, check_rope_input, check_sinusoidal_input
+from mixology.registry import mutant, patched
 
 ROPE = "rope"
 
@@ -76,6 +77,7 @@ def rope_unchecked_inputs(x, interleaved=False):
 class _RopeBackwardForward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, interleaved):
+        # triton is optional: loaded where a kernel runs
         from mixology.ops.positional.triton_rope import rotate
 
         ctx.interleaved = interleaved
@@ -83,6 +85,7 @@ class _RopeBackwardForward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        # triton is optional: loaded where a kernel runs
         from mixology.ops.positional.triton_rope import rotate
 
         return rotate(g, ctx.interleaved, inverse=False), None
@@ -102,7 +105,6 @@ ALIBI = "alibi"
 
 def _alibi(scores, causal, *, slopes=None, offset=0, sign=-1.0, signed_distance=False,
            transpose=False):
-    from mixology.ops.positional.checks import check_alibi_input
 
     B, H, T, _ = check_alibi_input(scores, causal)
     pos = torch.arange(T, dtype=torch.float64, device=scores.device)
@@ -160,7 +162,6 @@ def alibi_transposed(scores, causal=False):
 @mutant(ALIBI)
 def alibi_returns_bias(scores, causal=False):
     """Returns the (H, T, T) bias alone instead of scores + bias."""
-    from mixology.ops.positional.checks import check_alibi_input
 
     B, H, T, _ = check_alibi_input(scores, causal)
     return ref.alibi_bias(H, T, causal, dtype=scores.dtype, device=scores.device)
@@ -186,7 +187,6 @@ SIN = "sinusoidal"
 
 def _sinusoidal(x, *, swap=False, base=ref.BASE, freq_step=2, offset=0, concat=False,
                 checks=True):
-    from mixology.ops.positional.checks import check_sinusoidal_input
 
     if checks:
         check_sinusoidal_input(x)
@@ -240,7 +240,6 @@ def sinusoidal_unchecked(x):
 @mutant(SIN)
 def sinusoidal_returns_table(x):
     """Returns the (T, D) encoding itself instead of x + PE."""
-    from mixology.ops.positional.checks import check_sinusoidal_input
 
     B, T, D = check_sinusoidal_input(x)
     sin, cos = ref.sinusoidal_table(T, D, x.device, torch.float64)
@@ -269,7 +268,6 @@ def _angles_in(work):
 def rope_angles_in_input_dtype(x, interleaved=False):
     """RoPE with the angles t·θ computed in x's dtype: at position 4000 a bfloat16 angle is off
     by up to 16 radians."""
-    from mixology.registry import patched
 
     with patched(ref, rope_angles=_angles_in(x.dtype)):
         return ref.rope(x, interleaved)
@@ -278,8 +276,8 @@ def rope_angles_in_input_dtype(x, interleaved=False):
 @mutant("rope", needs="triton")
 def triton_rope_angles_in_input_dtype(x, interleaved=False):
     """The Triton RoPE fed cos/sin tables whose angles were computed in x's dtype."""
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.positional import triton_rope
-    from mixology.registry import patched
 
     with patched(triton_rope, rope_angles=_angles_in(x.dtype)):
         return triton_rope.rope(x, interleaved)
@@ -288,7 +286,7 @@ def triton_rope_angles_in_input_dtype(x, interleaved=False):
 @mutant("rope", needs="triton")
 def triton_rope_first_tile_only(x, interleaved=False):
     """The Triton RoPE with BLOCK_F capped at 16: feature pairs past the 16th not rotated."""
-    from mixology.ops._kernels.launch_mutants import first_tile_only
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.positional import triton_rope
 
     with first_tile_only(triton_rope):
@@ -299,7 +297,7 @@ def triton_rope_first_tile_only(x, interleaved=False):
 def triton_alibi_tail_tile_unwritten(scores, causal=False):
     """The Triton ALiBi launched on n // block programs per axis: the last partial tile of rows
     and, past T = 1024, of key columns never written."""
-    from mixology.ops._kernels.launch_mutants import floor_grid
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.positional import triton_additive
 
     with floor_grid(triton_additive):
@@ -309,7 +307,7 @@ def triton_alibi_tail_tile_unwritten(scores, causal=False):
 @mutant("sinusoidal", needs="triton")
 def triton_sinusoidal_first_tile_only(x):
     """The Triton sinusoidal encoding with BLOCK_F capped at 16: features past 32 never written."""
-    from mixology.ops._kernels.launch_mutants import first_tile_only
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.positional import triton_additive
 
     with first_tile_only(triton_additive):

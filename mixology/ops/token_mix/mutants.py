@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from mixology.ops._kernels.launch_mutants import fixed_row_tile, floor_grid
 from mixology.ops.token_mix import reference as ref
 from mixology.ops.token_mix.checks import check_mix_input, check_mixer_input
 from mixology.registry import mutant
@@ -226,6 +227,7 @@ def bias_before_scale(x, num_heads, weight, bias, eps=1e-5):
 @mutant(MIXER, needs="triton")
 def triton_mask_drops_last_column(x, num_heads, weight, bias, eps=1e-5):
     """Fused Triton kernel whose column mask is `cols < D - 1`: last column never written."""
+    # triton is optional: loaded where a kernel runs
     from mixology.ops._kernels.triton_utils import row_tile
     from mixology.ops.token_mix.triton_fused import forward_launch
 
@@ -238,6 +240,7 @@ def triton_mask_drops_last_column(x, num_heads, weight, bias, eps=1e-5):
 @mutant(MIXER, needs="triton")
 def triton_block_never_written(x, num_heads, weight, bias, eps=1e-5):
     """Fused Triton kernel launched with grid (B*T) // BLOCK_ROWS: the last row block is lost."""
+    # triton is optional: loaded where a kernel runs
     from mixology.ops._kernels.triton_utils import row_tile
     from mixology.ops.token_mix.triton_fused import forward_launch
 
@@ -253,7 +256,7 @@ def triton_block_never_written(x, num_heads, weight, bias, eps=1e-5):
 def triton_permute_tail_tile_unwritten(x, num_heads):
     """The Triton permute launched on n // block programs per grid axis: the last partial tile of
     rows and of columns is never written."""
-    from mixology.ops._kernels.launch_mutants import floor_grid
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.token_mix import triton_permute
 
     with floor_grid(triton_permute):
@@ -264,7 +267,7 @@ def triton_permute_tail_tile_unwritten(x, num_heads):
 def triton_mixer_first_tile_only(x, num_heads, weight, bias, eps=1e-5):
     """The fused Triton TokenMixer with BLOCK_D capped at 16: LayerNorm statistics of the first
     16 columns, and the rest of each row never written."""
-    from mixology.ops._kernels.launch_mutants import fixed_row_tile
+    # triton is optional: loaded where a kernel runs
     from mixology.ops.token_mix import triton_fused
 
     with fixed_row_tile(triton_fused):
