@@ -35,7 +35,7 @@ from mixology.lab.train import TRAIN_PRESETS, TrainConfig, load_run, sample_text
 
 TARGET = 1.88
 EVAL_EVERY = 50
-# the lab's best recipe on this CPU model (see the README's lab section for how it was chosen)
+# the lab's best recipe on this CPU model (docs/lab.md says how it was chosen)
 RECIPE = dict(optimizer="muon", steps=1000, muon_lr=0.02, lr=3e-3, min_lr=3e-4, warmup=50)
 
 

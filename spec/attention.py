@@ -229,7 +229,7 @@ def rows_sum_bound(n: int, dtype: torch.dtype) -> float:
     common denominator and their sum are each a sum of n terms ((n - 1)u apiece, Higham's bound
     for any order), and a tiled kernel that rescales both running sums adds up to u per tile
     each: 4(n + 1)u = 2(n + 1) eps, and at least 8 eps for short rows. The exps' own errors cancel
-    in the ratio. The reference's float64 rows reach 12 eps at n = 4093 (8 eps was too tight)."""
+    in the ratio. The reference's float64 rows reach 12 eps at n = 4093."""
     return max(8, 2 * (n + 1)) * torch.finfo(dtype).eps
 
 

@@ -49,7 +49,7 @@ def add_commands(sub) -> None:
     mu.add_argument("--matrix", action="store_true",
                     help="run every property on every mutant (the full kill matrix)")
     mu.add_argument("--markdown", action="store_true",
-                    help="print the README's property table (implies --matrix)")
+                    help="print the property table of docs/properties.md (implies --matrix)")
     mu.set_defaults(func=cmd_mutants)
 
 

@@ -1,36 +1,17 @@
-"""The tolerance policy, in one place.
+"""The tolerance policy, in one place (the whole argument: docs/tolerance.md).
 
-An implementation run in a low dtype is never compared to a hand-picked atol/rtol. It is
-compared to what the *reference itself* achieves in that dtype, against a more precise oracle
-(the reference in float64):
+An implementation is never given a hand-picked atol/rtol: it is held to what the reference
+itself achieves in the same dtype, against the reference in float64 (the oracle), plus a floor
+at the scale of the reference's own rounding:
 
     err(impl) = max |impl(x) - ref64(x)|
     err(ref)  = max |ref(x)  - ref64(x)|
-    pass  iff  err(impl) <= FACTOR * err(ref) + err(oracle) + floor,   floor = SIGMAS * σ
+    pass  iff  err(impl) <= FACTOR * err(ref) + err(oracle) + SIGMAS * σ
 
-- Inputs are drawn in float64 and cast to the low dtype *first*; the float64 reference runs on
-  the cast values, so input rounding is nobody's error.
-- ``FACTOR = 2``: a correct implementation may round differently from the reference (fp32
-  accumulation, another reduction order) but not be worse than twice as far from the truth.
-- ``σ``: the standard deviation of the reference's rounding error in this dtype, from
-  :func:`mixology.numerics.rounding.rounding_error`: every rounding of every intermediate, forward and
-  backward, as an independent error uniform in ±u·|value|, propagated to the result (the
-  terms a sum adds, not the sum: a gradient that cancels to ~0 still carries the rounding of
-  its terms). ``SIGMAS = 4`` of it, the largest over the tensor, is the floor: err(ref) is a
-  maximum over a handful of elements, a noisy statistic that can be 0 by luck (exactly
-  representable cases), and then the floor is what a correct implementation that rounds
-  differently is allowed. A result rounded once gets 4u/√3 = 1.15 eps of itself: one ulp.
-  Over long sums err(ref) is reliable and the floor small beside it, so a state kept in
-  bfloat16 over 4096 tokens (~13x the reference's error) is rejected.
-- ``err(oracle)``: in float64 the oracle is the float64 reference itself, which has an error
-  of its own; an implementation more accurate than it is up to err(ref) away from it (the
-  triangle inequality), so err(oracle) = err(ref) there, where err(ref) is estimated from the
-  reference's float32 error scaled by eps64/eps32 (rounding error is proportional to the unit
-  roundoff). In the low dtypes the float64 oracle's own error is negligible (0).
-- Gradients are held to the same rule, tensor by tensor, with the same upstream gradient.
-- NaN/Inf must appear exactly where the float64 reference has them.
-
-Pure data movement (``token_mix``) is not held to this policy: it must be bitwise exact.
+σ is the largest standard deviation of the reference's propagated rounding error over the
+tensor (mixology.numerics.rounding); err(oracle) is err(ref) in float64 (estimated from float32
+as err32 · eps64/eps32) and 0 in the low dtypes. Gradients are held to the same rule, tensor by
+tensor; NaN/Inf must appear exactly where the float64 reference has them.
 """
 
 from __future__ import annotations

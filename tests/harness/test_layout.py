@@ -1,6 +1,6 @@
 """The layout holds: a package root of few modules, no import circles, every function-level
-import with its reason, one folder and one spec file per op family, and ``spec/`` importable
-only as ``mixology.spec``."""
+import with its reason, one folder and one spec file per op family, ``spec/`` importable only
+as ``mixology.spec``, and a short README."""
 
 import ast
 import os
@@ -129,3 +129,7 @@ def test_spec_imports_only_as_mixology_spec(tmp_path):
                           capture_output=True, text=True)
     assert good.returncode == 0 and int(good.stdout) > 100, good.stderr
 
+
+def test_the_readme_has_at_most_300_lines():
+    n = len((ROOT / "README.md").read_text().splitlines())
+    assert n <= 300, f"README.md has {n} lines; depth goes in docs/"

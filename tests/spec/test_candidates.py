@@ -2,7 +2,7 @@
 tests/support/candidates.py passes every property of its op, in every size tier.
 
 The rate over many more cases (``MIXOLOGY_PROFILE=dev`` / ``thorough``) is measured by
-``python tests/support/acceptance.py``; the README has the figures."""
+``python tests/support/acceptance.py``; docs/tolerance.md has the figures."""
 
 import os
 

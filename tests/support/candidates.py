@@ -104,8 +104,8 @@ def layer_norm_var_mean(x, weight, bias, eps=1e-5):
 def layer_norm_functional(x, weight, bias, eps=1e-5):
     """torch.nn.functional.layer_norm as it is. Not in CORRECT: in float16 its CPU backward is
     less accurate than the policy allows (dev profile: D = 2, dx 4.7e-3 off where the
-    float32-accumulating reference is 2.5e-7 off and the floor 3.8e-3), the same kernel the
-    README reports off at D = 1 in float16. Accepted in float32 and float64."""
+    float32-accumulating reference is 2.5e-7 off and the floor 3.8e-3; docs/tolerance.md).
+    Accepted in float32 and float64."""
     _norm_checks(x, weight, bias, eps)
     return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
 

@@ -13,7 +13,7 @@ register("rope", "triton", f"{_P}.triton_rope:rope", needs="triton",
          doc="one fused Triton kernel (tables in, rotation in fp32); backward = inverse rotation")
 
 # ALiBi and sinusoidal: the reference and one fused Triton kernel each (a compiled version of
-# an elementwise add would only re-check inductor; see the README).
+# an elementwise add would only re-check inductor).
 register_op("alibi", "(scores: (B, H, T, T), causal: bool) -> (B, H, T, T)",
             "ALiBi: scores plus the per-head bias -m_h·(t - s), |t - s| when not causal")
 register("alibi", "reference", f"{_P}.reference:alibi", doc="torch")
