@@ -282,12 +282,15 @@ def _matches_reference(op, impl, case):
 @prop(TB, transformer_cases(dtypes=(torch.float64,), min_B=1, kernel=False), cost=2)
 def block_every_channel_mixer_and_position_encoding(impl, case):
     """Every channel mixer (relu, gelu, swish, swiglu, bilinear, and none: attention-only) with
-    the drawn position encoding, and every position encoding the mixer takes (none, rope,
-    alibi) with the drawn channel mixer, match the reference composition in float64, forward
-    and every gradient: each configuration is run in every example, not left to the draw."""
+    the drawn token mixer and position encoding, and every token mixer (softmax attention,
+    causal or not; quadratic attention; token mixing) with every position encoding it takes
+    (none, rope, alibi) and the drawn channel mixer, match the reference composition in
+    float64, forward and every gradient: each configuration is run in every example, not left
+    to the draw."""
     variants = [dataclasses.replace(case, activation=a) for a in BLOCK_ACTIVATIONS]
-    variants += [dataclasses.replace(case, positional=p) for p in POSITIONAL_OF[case.mixer]
-                 if p != case.positional]
+    variants += [dataclasses.replace(case, mixer=m, causal=c, positional=p)
+                 for m, c in MIXER_CAUSAL for p in POSITIONAL_OF[m]
+                 if (m, c, p) != (case.mixer, case.causal, case.positional)]
     for v in variants:
         if v.positional == "rope" and (v.D // v.H) % 2:
             continue  # RoPE needs an even head size (the drawn case has one when it is rope)

@@ -46,6 +46,22 @@ def test_kernel_tier_draws_kernel_scale_cases():
     assert max(c.D for c in seen) <= 12 and all(c.offset == 0 for c in seen)
 
 
+def test_every_implementation_is_judged_on_the_same_cases():
+    """Under a derandomized profile the cases a check draws depend on the op, the property
+    and the tier, not on the name it runs under: the same function under two names (a
+    registered implementation, a candidate) gets the same cases, so the same verdict."""
+    from mixology.spec.token_mix import mix_cases
+
+    drawn = {}
+    for label in ("reference", "candidate mykernels.norm:rms_norm", "mutant:rms_unchecked"):
+        seen = drawn[label] = []
+        p = spec.Property("rms_norm", "seen", lambda impl, case, seen=seen: seen.append(case),
+                          mix_cases(num_heads=1, max_head_dim=12))
+        assert runner.check(p, None, label, profile="ci", sizes="all").ok
+    first, *others = drawn.values()
+    assert len(first) >= 12 and all(o == first for o in others)
+
+
 def test_rounding_floor_follows_the_terms_not_the_result():
     """σ of x + (-x) + y in float32 is at the scale of |x| (1e4), not of the result (~1)."""
     from mixology.numerics.rounding import rounding_error
