@@ -134,6 +134,7 @@ class Mutant:
     fn: Callable
     doc: str
     needs: str | None = None
+    operator: str | None = None  # the mutation operator that generated it (None: hand-written)
 
 
 MUTANTS: dict[str, dict[str, Mutant]] = {}

@@ -19,7 +19,7 @@ if __name__ != "mixology.spec":  # one package, one registry of properties: neve
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hypothesis.strategies import SearchStrategy
 
@@ -88,6 +88,57 @@ def prop_each(prefix_of_op: dict[str, str], cases, **kw):
     return register
 
 
+@dataclass(frozen=True)
+class Signature:
+    """How an op is called on one of its cases: what the generic properties (spec/generic.py)
+    and the mutation operators (mixology.verify.operators) know of it.
+
+    - ``tensors(case)``: the differentiable tensors the op is called with, in ``call``'s order;
+    - ``call(fn, case)``: ``f(*tensors)``, ``fn`` called with them and the case's other
+      arguments, in the op's own order;
+    - ``grads``: their gradients' names (``"dx"``, ``"dweight"``, ...), or a function of the
+      case that gives them (when the tensors depend on the case's configuration);
+    - ``upstream(case)``: a float64 upstream gradient of the output;
+    - ``inputs``: the op's tensor parameters the mutation operators act on, each with its
+      batch dim (None: a parameter the batch shares);
+    - ``options``: its other parameters that an implementation could ignore, each with the
+      value it would use instead (its default, or a fixed one);
+    - ``tails``: the output's dims by name, each with a tile boundary that the kernel tier's
+      first case passes under every profile (``(dim, boundary)``);
+    - ``accumulates``: whether the reference computes wider than float16/bfloat16 inputs
+      (statistics, positions, angles in float32 or float64).
+    """
+
+    op: str
+    cases: SearchStrategy
+    tensors: Callable
+    call: Callable
+    grads: tuple[str, ...] | Callable
+    upstream: Callable
+    inputs: dict[str, int | None]
+    options: dict[str, object] = field(default_factory=dict)
+    tails: dict[str, tuple[int, int]] = field(default_factory=dict)
+    accumulates: bool = False  # the reference computes wider than float16/bfloat16 inputs
+
+    def grad_names(self, case) -> tuple[str, ...]:
+        return tuple(self.grads(case) if callable(self.grads) else self.grads)
+
+
+SIGNATURES: dict[str, Signature] = {}
+
+
+def signature(op: str, cases: SearchStrategy, **kw) -> Signature:
+    """Register how ``op`` is called on the cases ``cases`` draws (see :class:`Signature`)."""
+    sig = SIGNATURES[op] = Signature(op, cases, **kw)
+    return sig
+
+
+def signatures() -> list[Signature]:
+    """Every op's signature, in the registry's order of ops."""
+    load()
+    return [SIGNATURES[o] for o in registry.ops() if o in SIGNATURES]
+
+
 def properties(op: str | None = None) -> list[Property]:
     """The properties of ``op`` (of every op, in the registry's order of ops), each op's in
     the order its spec file defines them."""
@@ -97,6 +148,8 @@ def properties(op: str | None = None) -> list[Property]:
 
 
 def load() -> None:
-    """Import every op family's spec file, spec/<family>.py: each registers its properties."""
+    """Import every op family's spec file, spec/<family>.py (each registers its properties and
+    its ops' signatures), then the generic properties every signature gets (spec/generic.py)."""
     for name in FAMILIES:
         importlib.import_module(f"{__name__}.{name}")
+    importlib.import_module(f"{__name__}.generic").register()

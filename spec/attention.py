@@ -12,7 +12,7 @@ import torch
 from hypothesis import strategies as st
 
 from mixology.ops.attention import reference as ref
-from mixology.spec import prop
+from mixology.spec import prop, signature
 from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from mixology.spec.numerics import assert_matches_reference
 from mixology.spec.strategies import (
@@ -184,7 +184,8 @@ def attn_forward_matches_reference(impl, case):
 def attn_gradients_match_reference(impl, case):
     """Gradients of q, k and v within the tolerance policy."""
     assert_matches_reference(_softmax(impl, case), _softmax_ref(case), case.qkv(),
-                             ("dq", "dk", "dv"), upstream=case.upstream())
+                             ("dq", "dk", "dv"), upstream=case.upstream(),
+                             upstream_layout=case.upstream_layout)
 
 
 @prop(SOFTMAX, attn_gradcheck_cases(), cost=3)
@@ -279,7 +280,7 @@ def quad_matches_quadratic_form(impl, case):
 def quad_gradients_match_reference(impl, case):
     """Gradients of q, k and v within the tolerance policy."""
     assert_matches_reference(impl, ref.quadratic_attention, case.qkv(), ("dq", "dk", "dv"),
-                             upstream=case.upstream())
+                             upstream=case.upstream(), upstream_layout=case.upstream_layout)
 
 
 @prop(QUAD, attn_gradcheck_cases(causal=True, alibi=False), cost=3)
@@ -335,3 +336,14 @@ def quad_edge_shapes(impl, case):
 def quad_bad_input_raises(impl, case):
     """Bad q/k/v (ndim, shapes, dtypes): ValueError/TypeError naming the argument."""
     expect_rejected(impl, case, ref.quadratic_attention)
+
+# --- signatures: how the generic properties and the mutation operators call the ops ---
+
+signature(SOFTMAX, attn_cases(), tensors=lambda c: c.qkv(),
+          call=lambda fn, c: lambda q, k, v: fn(q, k, v, c.causal, c.alibi),
+          grads=("dq", "dk", "dv"), upstream=lambda c: c.upstream(),
+          inputs={"q": 0, "k": 0, "v": 0}, options={"causal": False, "alibi": False},
+          tails={"T": (2, 1024)})
+signature(QUAD, attn_cases(**QUAD_CASES), tensors=lambda c: c.qkv(), call=lambda fn, c: fn,
+          grads=("dq", "dk", "dv"), upstream=lambda c: c.upstream(),
+          inputs={"q": 0, "k": 0, "v": 0}, tails={"T": (2, 1024)})

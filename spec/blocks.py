@@ -21,10 +21,20 @@ from mixology.ops.blocks import reference as ref
 from mixology.ops.blocks.reference import rankmixer_shapes, transformer_shapes
 from mixology.ops.norms import reference as norms
 from mixology.ops.token_mix import reference as mixing
-from mixology.spec import prop, prop_each
+from mixology.spec import prop, prop_each, signature
 from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from mixology.spec.numerics import assert_matches_reference, forward_backward
-from mixology.spec.strategies import FLOATS, LAYOUTS, BadInput, TokensCase, boundary, case, kernel_tier, sized
+from mixology.spec.strategies import (
+    FLOATS,
+    LAYOUTS,
+    BadInput,
+    TokensCase,
+    boundary,
+    case,
+    kernel_tier,
+    relayout,
+    sized,
+)
 
 # --- cases -------------------------------------------------------------------------------
 
@@ -267,7 +277,7 @@ def matches_reference_in_float64(op, impl, case):
 
 def _matches_reference(op, impl, case):
     fn, tensors, names, keys = _setup(op, impl, case)
-    up = case.upstream()
+    up = relayout(case.upstream(), case.upstream_layout)
     got = forward_backward(fn, tensors, up)
     want = forward_backward(_call(op, getattr(ref, op), case, keys), tensors, up)
     bound = STRUCTURAL_EPS * eps(torch.float64) * max(scale_of(w) for w in want)
@@ -475,3 +485,26 @@ for _op, _short in ((TB, "block"), (RM, "rankmixer")):
 
     _bad.__doc__ = "Bad x, params or configuration: ValueError/TypeError naming it."
     prop(_op, bad_block_inputs(_op), name=f"{_short}_bad_input_raises", kind="contract")(_bad)
+
+# --- signatures: how the generic properties and the mutation operators call the ops ---
+
+def _block_tensors(op, case):
+    return (case.x(), *case.params(_shapes(op, case)).values())
+
+
+def _block_call(op, fn, case):
+    return _call(op, fn, case, tuple(_shapes(op, case)))
+
+
+def _block_grads(op, case):
+    return ("dx", *(f"d{name}" for name in _shapes(op, case)))
+
+
+for _op in (RM, TB):
+    signature(_op, _cases(_op), tensors=functools.partial(_block_tensors, _op),
+              call=functools.partial(_block_call, _op),
+              grads=functools.partial(_block_grads, _op),
+              upstream=lambda c: c.upstream(), inputs={"x": 0},
+              options=({"activation": "relu"} if _op == RM else
+                       {"residual": "pre", "norm": "layer", "activation": "gelu",
+                        "positional": "none"}))

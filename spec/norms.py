@@ -13,11 +13,11 @@ import torch
 from hypothesis import strategies as st
 
 from mixology.ops.norms import reference as ref
-from mixology.spec import prop, prop_each
+from mixology.spec import prop, prop_each, signature
 from mixology.spec.helpers import expect_rejected, leaf
 from mixology.spec.numerics import assert_matches_reference
 from mixology.spec.strategies import BadInput
-from mixology.spec.token_mix import mix_cases
+from mixology.spec.token_mix import EPSILONS, mix_cases
 
 # --- cases -------------------------------------------------------------------------------
 
@@ -83,11 +83,13 @@ def shape_dtype_device(op, impl, case):
         f"got {tuple(y.shape)} {y.dtype}, expected {tuple(x.shape)} {x.dtype}")
 
 
-@_both(mix_cases(**CASES), cost=2)
+@_both(mix_cases(epsilons=EPSILONS, **CASES), cost=2)
 def matches_reference(op, impl, case):
-    """Forward and the gradients of x, weight (and bias) within the tolerance policy."""
-    assert_matches_reference(_call(op, impl), _call(op, _ref(op)), _tensors(op, case),
-                             _names(op), upstream=case.like(3).double())
+    """Forward and the gradients of x, weight (and bias) within the tolerance policy (every eps
+    in EPSILONS)."""
+    assert_matches_reference(_call(op, impl, case.eps), _call(op, _ref(op), case.eps),
+                             _tensors(op, case), _names(op), upstream=case.like(3).double(),
+                             upstream_layout=case.upstream_layout)
 
 
 @_both(mix_cases(dtypes=(torch.float64,), min_B=1, max_B=2, max_T=3, num_heads=1, kernel=False,
@@ -199,3 +201,13 @@ def ln_bad_input_raises(impl, case):
 def rms_bad_input_raises(impl, case):
     """Bad x, weight or eps: ValueError/TypeError naming the argument."""
     expect_rejected(impl, case, ref.rms_norm)
+
+# --- signatures: how the generic properties and the mutation operators call the ops ---
+
+for _op in (LN, RMS):
+    signature(_op, mix_cases(epsilons=EPSILONS, **CASES),
+              tensors=functools.partial(_tensors, _op),
+              call=lambda fn, c, _op=_op: _call(_op, fn, c.eps), grads=_names(_op),
+              upstream=lambda c: c.like(3).double(),
+              inputs={"x": 0, "weight": None, **({"bias": None} if _op == LN else {})},
+              options={"eps": 1e-5}, tails={"D": (2, 64)}, accumulates=True)

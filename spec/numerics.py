@@ -9,25 +9,39 @@ import torch
 from mixology.numerics.rounding import rounding_error
 from mixology.numerics.tolerance import assert_close, float64_ref_err
 from mixology.spec.helpers import leaf
+from mixology.spec.strategies import cast_keeping_layout, relayout
 
 
 def forward_backward(fn: Callable, tensors: Sequence[torch.Tensor], upstream: torch.Tensor | None):
-    """``[y, grad of each tensor]`` (only ``[y]`` when ``upstream`` is None), on fresh leaves."""
+    """``[y, grad of each tensor]`` (only ``[y]`` when ``upstream`` is None), on fresh leaves;
+    the upstream gradient reaches the backward in its own memory layout, in y's dtype."""
     leaves = [leaf(t) for t in tensors]
     y = fn(*leaves)
     if upstream is None:
         return [y.detach()]
-    y.backward(upstream.to(y.dtype))
+    y.backward(cast_keeping_layout(upstream, y.dtype))
     return [y.detach()] + [t.grad for t in leaves]
 
 
 def assert_matches_reference(impl: Callable, ref: Callable, tensors: Sequence[torch.Tensor],
-                             names: Sequence[str], *, upstream: torch.Tensor | None) -> None:
-    """``impl(*tensors)`` (and its gradients, given an upstream gradient in float64) within the
-    tolerance policy of ``ref`` run in the same dtype, against ``ref`` in float64; the floor is
-    the reference's own rounding-error scale in that dtype (mixology.numerics.rounding)."""
+                             names: Sequence[str], *, upstream: torch.Tensor | None,
+                             upstream_layout: str = "contiguous") -> None:
+    """``impl(*tensors)`` (and its gradients, given an upstream gradient in float64, which the
+    backward gets in ``upstream_layout``) within the tolerance policy of ``ref`` run in the same
+    dtype, against ``ref`` in float64; the floor is the reference's own rounding-error scale in
+    that dtype (mixology.numerics.rounding)."""
+    if upstream is not None:
+        upstream = relayout(upstream, upstream_layout)
+    assert_results_match_reference(forward_backward(impl, tensors, upstream), ref, tensors,
+                                   names, upstream=upstream)
+
+
+def assert_results_match_reference(got: Sequence[torch.Tensor | None], ref: Callable,
+                                   tensors: Sequence[torch.Tensor], names: Sequence[str], *,
+                                   upstream: torch.Tensor | None) -> None:
+    """``got`` = [y, gradient of each tensor] (as :func:`forward_backward` returns them)
+    within the tolerance policy of ``ref`` on the same tensors and upstream gradient."""
     dtype = tensors[0].dtype
-    got = forward_backward(impl, tensors, upstream)
     low = forward_backward(ref, tensors, upstream)
     f64 = forward_backward(ref, [t.double() for t in tensors], upstream)
     names = ["y", *names][: len(got)]

@@ -162,6 +162,47 @@ def make_4d(shape, dtype, layout: str, gen: torch.Generator, device="cpu",
     raise ValueError(f"unknown layout {layout!r}")
 
 
+UPSTREAM_LAYOUTS = ("contiguous", "transposed", "strided", "offset", "expanded")
+
+
+def relayout(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """t's values in another memory layout of its shape: ``contiguous``, ``transposed`` (every
+    dim's stride reversed), ``strided`` (every other element of a wider last dim), ``offset``
+    (a non-zero storage offset) or ``expanded`` (stride 0 on dim 0: every row is row 0's, so
+    the values change; apply it once, before the tensor is used)."""
+    if t.dim() == 0 or t.numel() == 0 or layout == "contiguous":
+        return t.contiguous()
+    if layout == "transposed":
+        order = tuple(reversed(range(t.dim())))
+        return t.permute(order).contiguous().permute(order)
+    if layout == "strided":
+        wide = torch.zeros(*t.shape[:-1], 2 * t.shape[-1], dtype=t.dtype, device=t.device)
+        wide[..., ::2] = t
+        return wide[..., ::2]
+    if layout == "offset":
+        flat = torch.zeros(t.numel() + 3, dtype=t.dtype, device=t.device)
+        flat[3:] = t.reshape(-1)
+        return flat[3:].view(t.shape)
+    if layout == "expanded":
+        return t[:1].contiguous().expand(t.shape)
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def cast_keeping_layout(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A copy of t, cast to ``dtype``, in t's own memory layout (strides, gaps, storage offset,
+    stride-0 dims), where ``t.to(dtype)`` would return a contiguous tensor for most of them."""
+    zero = [d for d in range(t.dim()) if t.stride(d) == 0 and t.shape[d] > 1]
+    if zero:
+        base = t[tuple(slice(0, 1) if d in zero else slice(None) for d in range(t.dim()))]
+        return cast_keeping_layout(base, dtype).expand(t.shape)
+    size = t.storage_offset() + 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride(),
+                                                                     strict=True) if n)
+    out = torch.zeros(size, dtype=dtype, device=t.device).as_strided(
+        t.shape, t.stride(), t.storage_offset())
+    out.copy_(t)
+    return out
+
+
 def case(cls):
     """A drawn case or a bad input: a frozen dataclass whose ``repr`` is its recipe."""
     return dataclass(frozen=True, repr=False)(cls)
@@ -199,6 +240,12 @@ class Drawn(Recipe):
     def randn(self, *shape: int, salt: int) -> torch.Tensor:
         """Float64 N(0, 1) values on the device (an upstream gradient, say)."""
         return torch.randn(*shape, generator=self.gen(salt), dtype=torch.float64).to(self.device)
+
+    @property
+    def upstream_layout(self) -> str:
+        """The memory layout the comparison with the reference gives the upstream gradient: a
+        function of the seed, so part of the case's recipe."""
+        return UPSTREAM_LAYOUTS[self.seed % len(UPSTREAM_LAYOUTS)]
 
 
 class TokensCase(Drawn):

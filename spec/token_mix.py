@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mixology.nn import TokenMixer
 from mixology.ops.token_mix import reference as ref
-from mixology.spec import prop
+from mixology.spec import prop, signature
 from mixology.spec.helpers import assert_bitwise_equal, bits, expect_rejected, leaf
 from mixology.spec.numerics import assert_matches_reference
 from mixology.spec.strategies import (
@@ -28,6 +28,7 @@ from mixology.spec.strategies import (
     kernel_tier,
     make_tensor,
     optional,
+    relayout,
     sized,
 )
 
@@ -47,6 +48,7 @@ class MixCase(Drawn):
     specials: tuple[tuple[int, float], ...] = optional(())  # (flat index, value) written into x
     scale: float = optional(1.0)  # x = offset + scale·N(0, 1) (large |mean| or large |x| for norms)
     offset: float = optional(0.0)
+    eps: float = optional(1e-5)  # the norms' and the TokenMixer's eps, where the case draws it
 
     @property
     def head_dim(self) -> int:
@@ -79,8 +81,14 @@ class MixCase(Drawn):
         return w.to(self.device), b.to(self.device)
 
 
+# eps values a case may draw (``epsilons=EPSILONS``): the default, and values large enough
+# beside a row's variance that an implementation ignoring eps shows
+EPSILONS = (1e-5, 1e-3, 0.1, 1.0)
+
+
 def mix_cases(*, kernel=True, **kw):
-    """Shapes (B, T, D = H * d), dtypes, memory layouts and, optionally, NaN/Inf/-0.0/subnormals.
+    """Shapes (B, T, D = H * d), dtypes, memory layouts, an eps from ``epsilons`` and,
+    optionally, NaN/Inf/-0.0/subnormals.
     In the kernel tier (``kernel=True``): see :func:`_kernel_mix`."""
     return sized(_mix_cases(kernel=kernel, **kw), kernel)
 
@@ -93,10 +101,11 @@ MIX_MAGNITUDES = ((1.0, 0.0), (1.0, 0.0), (1.0, 1e4), (300.0, 0.0))
 @st.composite
 def _mix_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, max_B=3, min_T=1,
                max_T=10, min_H=1, max_H=6, max_head_dim=6, heads_equal_tokens=False,
-               num_heads=None, specials=False, kernel_max_T=257, magnitudes=True):
+               num_heads=None, specials=False, kernel_max_T=257, magnitudes=True,
+               epsilons=(1e-5,)):
     if kernel and kernel_tier():
         return draw(_kernel_mix(dtypes, layouts, min_B, min_T, heads_equal_tokens, num_heads,
-                                specials, kernel_max_T, magnitudes))
+                                specials, kernel_max_T, magnitudes, epsilons))
     if heads_equal_tokens:
         T = H = draw(st.integers(max(min_T, 1), max_T))
     else:
@@ -106,7 +115,8 @@ def _mix_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, ma
     B = draw(st.integers(min_B, max_B))
     return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(st.sampled_from(dtypes)),
                    layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
-                   specials=draw(_specials()) if specials else ())
+                   specials=draw(_specials()) if specials else (),
+                   eps=draw(st.sampled_from(epsilons)))
 
 
 def _specials():
@@ -116,7 +126,7 @@ def _specials():
 
 @st.composite
 def _kernel_mix(draw, dtypes, layouts, min_B, min_T, heads_equal_tokens, num_heads, specials,
-                max_T, magnitudes, max_elements=2**18):
+                max_T, magnitudes, epsilons, max_elements=2**18):
     """Wide rows (D = H·d up to 4097, a few rows), many rows (B·T up to 3·max_T, narrow D), or
     H == T up to 33, each dim around a tile boundary."""
     B = draw(st.integers(max(min_B, 1), 3))
@@ -134,7 +144,8 @@ def _kernel_mix(draw, dtypes, layouts, min_B, min_T, heads_equal_tokens, num_hea
     scale, offset = draw(st.sampled_from(MIX_MAGNITUDES if magnitudes else ((1.0, 0.0),)))
     return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(st.sampled_from(dtypes)),
                    layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
-                   specials=draw(_specials()) if specials else (), scale=scale, offset=offset)
+                   specials=draw(_specials()) if specials else (), scale=scale, offset=offset,
+                   eps=draw(st.sampled_from(epsilons)))
 
 
 def edge_cases(**kw):
@@ -293,9 +304,10 @@ def linearity(impl, case):
 
 @prop(MIX, mix_cases(), exact=True)
 def gradient_is_inverse_permutation(impl, case):
-    """x.grad == token_unmix(upstream gradient), bitwise."""
+    """x.grad == token_unmix(upstream gradient), bitwise, the upstream gradient in any memory
+    layout."""
     x = leaf(case.x())
-    g = case.like(2)
+    g = relayout(case.like(2), case.upstream_layout)
     impl(x, case.num_heads).backward(g)
     assert x.grad is not None, "no gradient reached x"
     assert_bitwise_equal(x.grad, ref.token_unmix(g, case.num_heads), "x.grad")
@@ -347,9 +359,10 @@ def unmix_inverts_mix_both_ways(impl, case):
 
 @prop(UNMIX, mix_cases(), exact=True)
 def unmix_gradient_is_mix(impl, case):
-    """y.grad == token_mix(upstream gradient), bitwise."""
+    """y.grad == token_mix(upstream gradient), bitwise, the upstream gradient in any memory
+    layout."""
     y = leaf(case.x())
-    g = case.like(2)
+    g = relayout(case.like(2), case.upstream_layout)
     impl(y, case.num_heads).backward(g)
     assert y.grad is not None, "no gradient reached y"
     assert_bitwise_equal(y.grad, ref.token_mix(g, case.num_heads), "y.grad")
@@ -385,10 +398,11 @@ EPS = 1e-5
 def compare_with_reference(impl, case, *, grads: bool):
     w, b = case.params()
     assert_matches_reference(
-        lambda x_, w_, b_: impl(x_, case.num_heads, w_, b_, EPS),
-        lambda x_, w_, b_: ref.token_mixer(x_, case.num_heads, w_, b_, EPS),
+        lambda x_, w_, b_: impl(x_, case.num_heads, w_, b_, case.eps),
+        lambda x_, w_, b_: ref.token_mixer(x_, case.num_heads, w_, b_, case.eps),
         (case.x(), w, b), ("dx", "dweight", "dbias"),
-        upstream=case.like(3).to(torch.float64) if grads else None)
+        upstream=case.like(3).to(torch.float64) if grads else None,
+        upstream_layout=case.upstream_layout)
 
 
 @prop(MIXER, mix_cases())
@@ -401,13 +415,14 @@ def mixer_shape_dtype_device(impl, case):
         f"got {tuple(y.shape)} {y.dtype} {y.device}, expected {tuple(x.shape)} {x.dtype} {x.device}")
 
 
-@prop(MIXER, mix_cases())
+@prop(MIXER, mix_cases(epsilons=EPSILONS))
 def mixer_forward_matches_reference(impl, case):
-    """Forward within the tolerance policy of the float64 reference (all dtypes and layouts)."""
+    """Forward within the tolerance policy of the float64 reference (all dtypes, layouts and
+    every eps in EPSILONS)."""
     compare_with_reference(impl, case, grads=False)
 
 
-@prop(MIXER, mix_cases(), cost=2)
+@prop(MIXER, mix_cases(epsilons=EPSILONS), cost=2)
 def mixer_gradients_match_reference(impl, case):
     """Gradients of x, LayerNorm weight and bias within the tolerance policy."""
     compare_with_reference(impl, case, grads=True)
@@ -474,3 +489,16 @@ def module_checks_tokens_and_hidden_dim(impl, case):
         else:
             raise AssertionError(f"TokenMixer(num_tokens={case.T}, hidden_dim={case.D}) "
                                  f"accepted x of shape {shape}")
+
+# --- signatures: how the generic properties and the mutation operators call the ops ---
+
+for _op, _name in ((MIX, "x"), (UNMIX, "y")):
+    signature(_op, mix_cases(), tensors=lambda c: (c.x(),),
+              call=lambda fn, c: lambda x: fn(x, c.num_heads), grads=(f"d{_name}",),
+              upstream=lambda c: c.like(3).double(), inputs={_name: 0},
+              options={"num_heads": 1}, tails={"D": (2, 32)})
+signature(MIXER, mix_cases(epsilons=EPSILONS), tensors=lambda c: (c.x(), *c.params()),
+          call=lambda fn, c: lambda x, w, b: fn(x, c.num_heads, w, b, c.eps),
+          grads=("dx", "dweight", "dbias"), upstream=lambda c: c.like(3).double(),
+          inputs={"x": 0, "weight": None, "bias": None}, options={"num_heads": 1, "eps": 1e-5},
+          tails={"D": (2, 32)})

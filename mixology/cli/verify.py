@@ -15,10 +15,10 @@ import time
 
 from mixology import registry, spec
 from mixology.cli.common import add_common, duration, repo_root, setup_device
-from mixology.ops import mutants
 from mixology.spec.strategies import profile_name
-from mixology.verify import runner
+from mixology.verify import operators, runner, sensitivity
 from mixology.verify.api import format_failure
+from mixology.verify.operators import every_mutant
 from mixology.verify.runner import Failure, Outcome
 
 
@@ -50,6 +50,11 @@ def add_commands(sub) -> None:
                     help="run every property on every mutant (the full kill matrix)")
     mu.add_argument("--markdown", action="store_true",
                     help="print the property table of docs/properties.md (implies --matrix)")
+    mu.add_argument("--operators", action="store_true",
+                    help="print which mutation operators apply to which op (docs/spec.md)")
+    mu.add_argument("--sensitivity", action="store_true",
+                    help="for each op, output and dtype, the smallest k units of the "
+                         "reference's own error the spec rejects (docs/sensitivity.md)")
     mu.set_defaults(func=cmd_mutants)
 
 
@@ -199,7 +204,7 @@ def cmd_list(args) -> int:
             print(textwrap.fill(doc, width=100, initial_indent=" " * 6,
                                 subsequent_indent=" " * 6))
         print("  mutants:")
-        for m in mutants(op, device):
+        for m in every_mutant(op, device):
             print(f"    {m.name:40s} {m.doc}")
         print()
     return 0
@@ -208,9 +213,16 @@ def cmd_list(args) -> int:
 def cmd_mutants(args) -> int:
     """Kill matrix: which properties reject which mutant; exit 1 if any mutant survives."""
     device = setup_device(args.device)
+    if args.operators:
+        print(operators.matrix())
+        return 0
+    if args.sensitivity:
+        print(sensitivity.table(args.op, profile=args.profile or "ci", device=device,
+                                progress=lambda row: print(row, file=sys.stderr, flush=True)))
+        return 0
     survivors = []
     matrix: dict[tuple[str, str], list[str]] = {}
-    for m in mutants(device=device):
+    for m in every_mutant(device=device):
         if args.op and m.op not in args.op:
             continue
         killed = runner.rejects(m, device=device, profile=args.profile,

@@ -18,7 +18,6 @@ import hypothesis
 from hypothesis import Phase, given, settings
 
 from mixology import registry, spec
-from mixology.ops import mutants as registered_mutants
 from mixology.spec.strategies import (
     KERNEL_CAP,
     KERNEL_EXAMPLES,
@@ -28,6 +27,7 @@ from mixology.spec.strategies import (
     set_tier,
     tiers,
 )
+from mixology.verify.operators import every_mutant
 
 _BLOB = re.compile(r"@reproduce_failure\('([^']+)', b'([^']+)'\)")
 
@@ -216,13 +216,16 @@ def plan(ops: list[str] | None = None, impls: list[str] | None = None,
             targets.append((op, label, fn,
                             f"--candidate {shlex.quote(op + '=' + name)}" if name else "", 1))
     elif mutants:
-        known = {m.name: m for m in registered_mutants(device=device)}
+        known: dict[str, list] = {}
+        for m in every_mutant(device=device):
+            known.setdefault(m.name, []).append(m)
         for name in mutants:
             if name not in known:
                 raise ValueError(f"--mutant: unknown mutant {name!r} on {device}")
-            m = known[name]
-            if not ops or m.op in ops:
-                targets.append((m.op, f"mutant {name}", m.fn, f"--mutant {name}", 1))
+            for m in known[name]:
+                if not ops or m.op in ops:
+                    targets.append((m.op, f"mutant {name}", m.fn,
+                                    f"--mutant {shlex.quote(name)}", 1))
     else:
         every = {n for op in ops or known_ops for n in registry.OPS[op].impls}
         for name in impls or []:

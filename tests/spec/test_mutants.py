@@ -5,23 +5,25 @@ import os
 import pytest
 
 from mixology import registry, spec
-from mixology.ops import mutants
 from mixology.verify import runner
+from mixology.verify.operators import every_mutant
 
 DEVICE = os.environ["MIXOLOGY_DEVICE"]
-MUTANTS = mutants(device=DEVICE)
+MUTANTS = every_mutant(device=DEVICE)
 
 
 @pytest.fixture(scope="module")
 def kill_matrix():
     """For each mutant, the properties seen to reject it: enough of the matrix to show that
     every mutant is rejected and every property rejects one. A mutant is run first on the
-    properties that have rejected nothing yet, then on the others until one rejects it (the
-    full matrix, `python -m mixology mutants --matrix`, is docs/properties.md's table)."""
-    covered, kills = set(), {}
+    properties that have rejected nothing yet, then on the others, those that have rejected
+    the most first, until one rejects it (the full matrix, `python -m mixology mutants
+    --matrix`, is docs/properties.md's table)."""
+    covered, kills, hits = set(), {}, {}
     for m in MUTANTS:
         props = spec.properties(m.op)
-        props.sort(key=lambda p: (p.op, p.name) in covered)  # the uncovered first
+        # the uncovered first, then the ones that rejected the most mutants so far
+        props.sort(key=lambda p: ((p.op, p.name) in covered, -hits.get((p.op, p.name), 0)))
         kills[(m.op, m.name)] = []
         for p in props:
             if (p.op, p.name) in covered and kills[(m.op, m.name)]:
@@ -29,6 +31,7 @@ def kill_matrix():
             if not runner.check(p, m.fn, f"mutant:{m.name}", device=DEVICE, shrink=False).ok:
                 kills[(m.op, m.name)].append(p.name)
                 covered.add((p.op, p.name))
+                hits[(p.op, p.name)] = hits.get((p.op, p.name), 0) + 1
     return kills
 
 
@@ -68,3 +71,14 @@ def test_the_property_table_lists_every_property():
     table = doc.split("<!-- property-table:start -->")[1].split("<!-- property-table:end -->")[0]
     missing = [p.name for p in spec.properties() if f"`{p.name}`" not in table]
     assert not missing, f"docs/properties.md's table is missing {missing}: regenerate it"
+
+
+def test_the_operator_matrix_in_the_docs_is_current():
+    """docs/spec.md's operator x op table is `python -m mixology mutants --operators`."""
+    import pathlib
+
+    from mixology.verify import operators
+
+    doc = (pathlib.Path(__file__).parents[2] / "docs" / "spec.md").read_text()
+    table = doc.split("<!-- operator-matrix:start -->")[1].split("<!-- operator-matrix:end -->")[0]
+    assert table.strip() == operators.matrix().strip(), "regenerate docs/spec.md's operator matrix"

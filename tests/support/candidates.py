@@ -280,6 +280,29 @@ def bilinear_matmul(x, w1, w2, w_out):
     return torch.matmul(torch.matmul(x, w1) * torch.matmul(x, w2), w_out)
 
 
+def bilinear_fused(x, w1, w2, w_out):
+    """Both projections in one matmul against [W1 W2]: each column of x W1 and x W2 is rounded
+    where its position in the fused product puts it (another evaluation order)."""
+    _ffn_checks(x, (("w1", w1), ("w2", w2), ("w_out", w_out)))
+    _need(w1.ndim == 2 and w1.shape[0] == x.shape[-1], "w1", "must be (D, F)")
+    _need(w2.shape == w1.shape, "w2", "must be (D, F)")
+    _need(w_out.ndim == 2 and w_out.shape == w1.shape[::-1], "w_out", "must be (F, D)")
+    a, b = torch.matmul(x, torch.cat([w1, w2], dim=1)).split(w1.shape[1], dim=-1)
+    return torch.matmul(a * b, w_out)
+
+
+def bilinear_split_k(x, w1, w2, w_out):
+    """x W2 summed as two halves of D (a split-K reduction), x W1 in one: the two factors round
+    differently, so swapping W1 and W2 changes the last bits (a correct evaluation order)."""
+    _ffn_checks(x, (("w1", w1), ("w2", w2), ("w_out", w_out)))
+    _need(w1.ndim == 2 and w1.shape[0] == x.shape[-1], "w1", "must be (D, F)")
+    _need(w2.shape == w1.shape, "w2", "must be (D, F)")
+    _need(w_out.ndim == 2 and w_out.shape == w1.shape[::-1], "w_out", "must be (F, D)")
+    h = x.shape[-1] // 2
+    b = torch.matmul(x[..., :h], w2[:h]) + torch.matmul(x[..., h:], w2[h:])
+    return torch.matmul(torch.matmul(x, w1) * b, w_out)
+
+
 def per_token_ffn_loop(x, w1, b1, w2, b2, activation="gelu"):
     """One F.linear FFN per token, in a Python loop."""
     _ffn_checks(x, (("w1", w1), ("w2", w2)), (("b1", b1), ("b2", b2)))
@@ -310,6 +333,6 @@ CORRECT = {
     "sinusoidal": ["sinusoidal_exp_log"],
     "feed_forward": ["feed_forward_linear"],
     "swiglu": ["swiglu_matmul"],
-    "bilinear": ["bilinear_matmul"],
+    "bilinear": ["bilinear_matmul", "bilinear_fused", "bilinear_split_k"],
     "per_token_ffn": ["per_token_ffn_loop"],
 }

@@ -67,12 +67,6 @@ def alibi_ignores_flag(q, k, v, causal=False, alibi=False):
 
 
 @mutant(SOFTMAX)
-def detached_values(q, k, v, causal=False, alibi=False):
-    """v enters detached: no gradient reaches the values."""
-    return ref.softmax_attention(q, k, v.detach(), causal, alibi)
-
-
-@mutant(SOFTMAX)
 def heads_merged_output(q, k, v, causal=False, alibi=False):
     """Returns (B, T, H * d_v), the heads already merged, instead of (B, H, T, d_v)."""
     return rearrange(ref.softmax_attention(q, k, v, causal, alibi), "b h t e -> b t (h e)")

@@ -35,12 +35,6 @@ def ffn_missing_activation(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, se
 
 
 @mutant("feed_forward")
-def ffn_activation_ignored(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
-    """Always ReLU, whatever ``activation`` says."""
-    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed, act=F.relu)
-
-
-@mutant("feed_forward")
 def ffn_gelu_tanh_approximation(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
     """GELU by its tanh approximation where exact (erf) GELU is specified."""
     act = (lambda h: F.gelu(h, approximate="tanh")) if activation == "gelu" else None
@@ -102,13 +96,6 @@ def ffn_dropout_on_output(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, see
     return _drop(y, dropout, seed)
 
 
-@mutant("feed_forward")
-def ffn_dropout_ignores_seed(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
-    """Draws the mask from torch's global generator whatever the seed: no replay."""
-    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed,
-                drop=lambda h, p, s: _drop(h, p, None))
-
-
 class _FreshMaskInBackward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, p, seed):
@@ -126,12 +113,6 @@ def ffn_dropout_fresh_mask_in_backward(x, w1, b1, w2, b2, activation="gelu", dro
     """The backward recomputes the mask from the next seed: gradients through other units."""
     return _ffn(x, w1, b1, w2, b2, activation, dropout, seed,
                 drop=lambda h, p, s: _FreshMaskInBackward.apply(h, p, s) if p else h)
-
-
-@mutant("feed_forward")
-def ffn_dropout_ignored(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
-    """Accepts dropout and never drops (an eval-mode layer in training)."""
-    return _ffn(x, w1, b1, w2, b2, activation, dropout, seed, drop=None)
 
 
 @mutant("swiglu")
@@ -207,24 +188,6 @@ def bilinear_fp32_output(x, w1, w2, w_out):
 def ffn_squeezes_singletons(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
     """Calls .squeeze() on the result: the wrong shape when B, T or D is 1."""
     return ref.feed_forward(x, w1, b1, w2, b2, activation, dropout, seed).squeeze()
-
-
-@mutant("feed_forward")
-def ffn_detached_first_layer(x, w1, b1, w2, b2, activation="gelu", dropout=0.0, seed=None):
-    """W1 enters detached: no gradient reaches it."""
-    return ref.feed_forward(x, w1.detach(), b1, w2, b2, activation, dropout, seed)
-
-
-@mutant("swiglu")
-def swiglu_detached_up(x, w_gate, w_up, w_down):
-    """W_up enters detached: no gradient reaches it."""
-    return ref.swiglu(x, w_gate, w_up.detach(), w_down)
-
-
-@mutant("bilinear")
-def bilinear_detached_second(x, w1, w2, w_out):
-    """W2 enters detached: no gradient reaches it."""
-    return ref.bilinear(x, w1, w2.detach(), w_out)
 
 
 @mutant("bilinear")

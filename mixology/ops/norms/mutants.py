@@ -43,12 +43,6 @@ def ln_eps_outside_sqrt(x, weight, bias, eps=1e-5):
 
 
 @mutant(LN)
-def ln_accumulates_in_input_dtype(x, weight, bias, eps=1e-5):
-    """Statistics in float16/bfloat16: Σx² overflows float16 at moderate magnitudes."""
-    return _norm(x, weight, bias, eps, acc_in_input_dtype=True)
-
-
-@mutant(LN)
 def ln_detached_variance(x, weight, bias, eps=1e-5):
     """The variance is detached: the gradient misses its term."""
     return _norm(x, weight, bias, eps, detach_stats=True)
@@ -79,12 +73,6 @@ def rms_subtracts_mean(x, weight, eps=1e-5):
 def rms_eps_outside_sqrt(x, weight, eps=1e-5):
     """1 / (rms + eps) instead of 1 / sqrt(ms + eps)."""
     return _norm(x, weight, None, eps, rms=True, eps_outside=True)
-
-
-@mutant(RMS)
-def rms_accumulates_in_input_dtype(x, weight, eps=1e-5):
-    """Mean square in float16/bfloat16: overflows float16 at moderate magnitudes."""
-    return _norm(x, weight, None, eps, rms=True, acc_in_input_dtype=True)
 
 
 @mutant(RMS)

@@ -57,12 +57,6 @@ def sin_frequency_off_by_one(x, interleaved=False):
 
 
 @mutant(ROPE)
-def detached_input(x, interleaved=False):
-    """Rotates x.detach(): no gradient flows back."""
-    return _rope(x, interleaved, detach=True)
-
-
-@mutant(ROPE)
 def rope_squeezes_singletons(x, interleaved=False):
     """Calls .squeeze() on the result."""
     return ref.rope(x, interleaved).squeeze()
@@ -174,12 +168,6 @@ def alibi_unchecked(scores, causal=False):
     return scores + ref.alibi_bias(H, T, bool(causal), dtype=scores.dtype, device=scores.device)
 
 
-@mutant(ALIBI)
-def alibi_detached_scores(scores, causal=False):
-    """Adds the bias to scores.detach(): no gradient reaches the scores."""
-    return ref.alibi(scores.detach(), causal)
-
-
 # --- sinusoidal --------------------------------------------------------------------------
 
 SIN = "sinusoidal"
@@ -246,12 +234,6 @@ def sinusoidal_returns_table(x):
     return torch.stack([sin, cos], -1).flatten(-2).to(x.dtype)
 
 
-@mutant(SIN)
-def sinusoidal_detached_input(x):
-    """Adds PE to x.detach(): no gradient reaches x."""
-    return ref.sinusoidal(x.detach())
-
-
 # --- kernel scale: large positions, rows past one tile, T past a column block -------------
 
 def _angles_in(work):
@@ -262,15 +244,6 @@ def _angles_in(work):
         return (t[:, None] * inv_freq.to(work)[None, :]).to(dtype)
 
     return angles
-
-
-@mutant("rope")
-def rope_angles_in_input_dtype(x, interleaved=False):
-    """RoPE with the angles t·θ computed in x's dtype: at position 4000 a bfloat16 angle is off
-    by up to 16 radians."""
-
-    with patched(ref, rope_angles=_angles_in(x.dtype)):
-        return ref.rope(x, interleaved)
 
 
 @mutant("rope", needs="triton")

@@ -83,14 +83,6 @@ def staged_through_fp16(x, num_heads):
     return ref.token_mix(x.to(torch.float16), num_heads).to(x.dtype)
 
 
-@mutant(MIX)
-def ignores_strides(x, num_heads):
-    """Reads x's storage as if x were contiguous (a kernel that drops the stride arguments)."""
-    B, T, D, _ = check_mix_input(x, num_heads)
-    flat = torch.as_strided(x, (B, T, D), (T * D, D, 1), x.storage_offset())
-    return ref.token_mix(flat, num_heads)
-
-
 class _HandWrittenBackward(torch.autograd.Function):
     """forward = fwd(x, num_heads); backward = bwd(grad, num_heads): a hand-written backward."""
 

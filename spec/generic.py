@@ -1,0 +1,112 @@
+"""Properties every op has, from its signature (``spec.signature`` in its family's spec file).
+
+- ``reentrant_backward``: a second backward with ``retain_graph=True`` gives the gradients the
+  first gave. A backward that overwrites what its forward saved (in place, to save memory)
+  cannot run twice: gradcheck's second backward, or any use of ``retain_graph``, then goes
+  wrong.
+- ``inputs_left_unmodified``: the forward and the backward leave the tensors they are given,
+  and the caller's upstream gradient, bit for bit as they were. Some kernels write their
+  gradient into the upstream-gradient buffer by default.
+
+A failure says which of these happened, where a comparison with the reference would only say
+that a gradient is off.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis.strategies import SearchStrategy
+
+from mixology import registry
+from mixology.spec import SIGNATURES, Signature, prop
+from mixology.spec.helpers import bits, leaf
+from mixology.spec.numerics import assert_results_match_reference
+from mixology.spec.strategies import cast_keeping_layout
+
+
+def _small(cases: SearchStrategy) -> SearchStrategy:
+    """The same cases, small tier only (what is checked is a code path, not the numerics)."""
+    return cases.map(lambda case: case)
+
+
+def _names(sig: Signature, case) -> list[str]:
+    return [g[1:] if g.startswith("d") else g for g in sig.grad_names(case)]
+
+
+def reentrant_backward(sig: Signature, impl, case):
+    """A second backward with retain_graph=True gives the gradients the first gave (bit for
+    bit, or else both within the tolerance policy): the backward does not overwrite what the
+    forward saved."""
+    tensors, upstream = sig.tensors(case), sig.upstream(case)
+    leaves = [leaf(t) for t in tensors]
+    y = sig.call(impl, case)(*leaves)
+    g = cast_keeping_layout(upstream, y.dtype)
+    first = torch.autograd.grad(y, leaves, g, retain_graph=True, allow_unused=True)
+    try:
+        second = torch.autograd.grad(y, leaves, g, allow_unused=True)
+    except RuntimeError as e:
+        raise AssertionError(f"not reentrant: a second backward (retain_graph=True) raised "
+                             f"{type(e).__name__}: {e}") from None
+    same = [(a is None and b is None) or (a is not None and b is not None
+                                          and torch.equal(bits(a), bits(b)))
+            for a, b in zip(first, second, strict=True)]
+    if all(same):
+        return
+    reference = sig.call(registry.get(sig.op).fn, case)
+    try:  # a nondeterministic reduction may differ in its last bits: both must still be right
+        assert_results_match_reference([y.detach(), *second], reference, tensors,
+                                       sig.grad_names(case),
+                                       upstream=upstream)
+    except AssertionError as e:
+        differ = [f"{n}: max |second - first| = {(b.double() - a.double()).abs().max():.3e}"
+                  if a is not None and b is not None else f"{n}: None in one of them"
+                  for n, a, b, s in zip(sig.grad_names(case), first, second, same, strict=True)
+                  if not s]
+        raise AssertionError("not reentrant: a second backward (retain_graph=True) gives other "
+                             f"gradients than the first ({'; '.join(differ)}): the backward "
+                             f"changes what the forward saved\n{e}") from None
+
+
+def inputs_left_unmodified(sig: Signature, impl, case):
+    """The forward and the backward leave the tensors they are given, and the upstream
+    gradient, bit for bit as they were: nothing is written in place."""
+    tensors, names = sig.tensors(case), _names(sig, case)
+    before = [bits(t).clone() for t in tensors]
+    leaves = [leaf(t) for t in tensors]  # they share the tensors' memory
+
+    def check(when):
+        for name, t, b in zip(names, tensors, before, strict=True):
+            assert torch.equal(bits(t), b), f"the {when} wrote into {name} in place"
+
+    y = sig.call(impl, case)(*leaves)
+    check("forward")
+    g = cast_keeping_layout(sig.upstream(case), y.dtype)
+    g_before = bits(g).clone()
+    y.backward(g)
+    check("backward")
+    assert torch.equal(bits(g), g_before), ("the backward wrote into the caller's upstream "
+                                            "gradient in place")
+
+
+GENERIC = (reentrant_backward, inputs_left_unmodified)
+
+
+def _bound(fn, sig: Signature):
+    def check(impl, case):
+        fn(sig, impl, case)
+
+    check.__doc__ = fn.__doc__
+    return check
+
+
+def register() -> None:
+    """Register the generic properties of every signature not registered yet."""
+    for sig in SIGNATURES.values():
+        for fn in GENERIC:
+            if (sig.op, fn.__name__) in _done:
+                continue
+            prop(sig.op, _small(sig.cases), name=fn.__name__, cost=2)(_bound(fn, sig))
+            _done.add((sig.op, fn.__name__))
+
+
+_done: set[tuple[str, str]] = set()
