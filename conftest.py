@@ -26,6 +26,9 @@ if DEVICE == "cpu":
 from mixology.spec.strategies import load_profile  # noqa: E402
 
 load_profile()
+# pytest-xdist workers share the cores: torch's intra-op threads per worker, not per machine
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
 def pytest_report_header(config):

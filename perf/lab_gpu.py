@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mixology.cli.common import parse_value  # noqa: E402
 from mixology.lab.model import preset  # noqa: E402
 from mixology.lab.train import TRAIN_PRESETS, TrainConfig, train  # noqa: E402
 
@@ -47,11 +48,11 @@ def write(report: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     (out / "gpu.json").write_text(json.dumps(report, indent=1))
-    hit = (f"step {report['step_at_target']}, {report['time_at_target']:.0f} s"
+    hit = (f"reached at step {report['step_at_target']}, {report['time_at_target']:.0f} s"
            if report["step_at_target"] else "not reached")
     (out / "gpu.md").write_text(
-        f"shakespeare-char on {report.get('device', '?')}: validation loss {TARGET} reached at "
-        f"{hit}; final {report['final_val']} after {report['steps_run']} steps; "
+        f"{report.get('preset', 'shakespeare-char')} on {report.get('device', '?')}: "
+        f"validation loss {TARGET} {hit}; final {report['final_val']} after {report['steps_run']} steps; "
         f"{report['tokens_per_s'] or 0:,.0f} tokens/s. Settings: "
         f"`{json.dumps(report['settings'])}`.\n")
     if report["curve"]:
@@ -73,6 +74,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="perf/lab")
     ap.add_argument("--runs", default="runs/lab_gpu")
     ap.add_argument("--impl", default="native", help="transformer_block implementation")
+    ap.add_argument("--preset", default="shakespeare-char",
+                    help="the model and training preset (shakespeare-char-cpu: a dry run)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
@@ -83,16 +86,17 @@ def main(argv=None) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             ap.error(f"--set wants key=value, got {item!r}")
-        settings[key] = int(value) if value.isdigit() else value
+        settings[key] = parse_value(value)
     if not args.report_only:
-        model_keys = set(preset("shakespeare-char").to_dict())
-        cfg = TrainConfig(**{**TRAIN_PRESETS["shakespeare-char"],
+        model_keys = set(preset(args.preset).to_dict())
+        cfg = TrainConfig(**{**TRAIN_PRESETS.get(args.preset, {}),
                              **{k: v for k, v in settings.items() if k not in model_keys}})
-        train(preset("shakespeare-char", **{k: v for k, v in settings.items()
-                                           if k in model_keys}), cfg, run_dir)
+        train(preset(args.preset, **{k: v for k, v in settings.items() if k in model_keys}),
+              cfg, run_dir)
     if args.report_only and (out / "gpu.json").exists():
         settings = json.loads((out / "gpu.json").read_text())["settings"]
     report = summarize(run_dir, settings)
+    report["preset"] = args.preset
     try:
         import torch
 

@@ -158,9 +158,40 @@ def _norm_points(e: Entry, sizes: str, device: str) -> list[Point]:
             for dtype in s["dtypes"] for impl in e.impls for mode in e.modes for D in s["Ds"]]
 
 
+def headline(device: str) -> list[Point]:
+    """The points a short GPU session measures first (``full``'s sizes on CUDA, ``cpu``'s
+    elsewhere): the TokenMixer's forward and backward (triton, compiled, eager) at three T, and
+    the attention baselines at the seed's T = 512 for its claims; quadratic attention's linear
+    form against the O(T²) reference and causal SDPA from T = 1024 up (the crossover); the
+    per-token FFN at its largest batch; the norms at two D."""
+    base = sweep("full" if device == "cuda" else "cpu", device)
+    mixer = [p for p in base if p.entry == "token_mixer" and p.sweep == "T"]
+    dtype, D = mixer[0].dtype, min(p.D for p in mixer)
+    Ts = sorted({p.T for p in mixer})
+    three = {min(Ts, key=lambda T: abs(T - want)) for want in (512, 4096, 32768)}
+    at = min(Ts, key=lambda T: abs(T - 512))
+    keep = [p for p in mixer if p.dtype == dtype and p.D == D and (
+        (p.T in three and p.impl in MIXER_IMPLS and p.mode in ("fwd", "bwd"))
+        or (p.T == at and p.impl in (*ATTENTION_IMPLS, "triton", "compiled")
+            and p.mode in ("fwd", "fwd+bwd")))]
+    quad = [p for p in base if p.entry == "quadratic_attention" and p.mode == "fwd"]
+    d = max(p.D for p in quad)
+    keep += [p for p in quad if p.D == d and (device != "cuda" or 1024 <= p.T <= 16384)]
+    pffn = [p for p in base if p.entry == "per_token_ffn" and p.sweep == "B" and p.mode == "fwd"]
+    keep += [p for p in pffn if p.B == max(q.B for q in pffn)]
+    norms = [p for p in base if p.entry in ("layer_norm", "rms_norm")]
+    Ds = sorted({p.D for p in norms})
+    two = {min(Ds, key=lambda x: abs(x - want)) for want in (1024, 4096)}
+    keep += [p for p in norms if p.D in two and p.dtype == norms[0].dtype]
+    return keep
+
+
 def sweep(sizes: str, device: str) -> list[Point]:
-    """The points of a sweep: ``full``, ``quick``, ``cpu``, or ``smoke`` (the first point of
-    every entry x implementation x mode of ``quick``: every path once, for a short GPU run)."""
+    """The points of a sweep: ``full``, ``quick``, ``cpu``, ``headline`` (the points a short
+    GPU session measures first: :func:`headline`), or ``smoke`` (the first point of every
+    entry x implementation x mode of ``quick``: every path once, for a short GPU run)."""
+    if sizes == "headline":
+        return headline(device)
     if sizes == "smoke":
         first: dict[tuple, Point] = {}
         for p in sweep("quick", device):

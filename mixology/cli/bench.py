@@ -17,9 +17,10 @@ from mixology.cli.common import repo_root, setup_device
 def add_commands(sub) -> None:
     be = sub.add_parser("bench", help="run the perf sweep (pytest-benchmark) and save it")
     be.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
-    be.add_argument("--sizes", choices=("full", "quick", "smoke", "cpu"),
+    be.add_argument("--sizes", choices=("full", "quick", "smoke", "headline", "cpu"),
                     help="default: full on CUDA, cpu otherwise; smoke: one point per entry, "
-                         "implementation and mode")
+                         "implementation and mode; headline: the points a short GPU session "
+                         "measures first")
     be.add_argument("--storage", help="history folder (default perf/history)")
     be.add_argument("--no-save", action="store_true", help="do not autosave into the history")
     be.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
@@ -63,6 +64,9 @@ def cmd_bench(args) -> int:
                            device_key(device))
     env = dict(os.environ, MIXOLOGY_DEVICE=device,
                MIXOLOGY_BENCH_SIZES=args.sizes or ("full" if device == "cuda" else "cpu"))
+    # run from a pytest-xdist worker (the tests), the benchmark session is not one of its
+    # workers: pytest-benchmark would switch itself off
+    env = {k: v for k, v in env.items() if not k.startswith("PYTEST_XDIST")}
     cmd = [sys.executable, "-m", "pytest", os.path.join(root, "perf"), "-p", "no:cacheprovider",
            "--benchmark-only", "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name",
            f"--benchmark-storage=file://{storage}"]

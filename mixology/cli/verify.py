@@ -3,6 +3,7 @@ mutants."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -141,12 +142,36 @@ def _verify_summary(args, outcomes, device, profile, candidates: bool) -> int:
         print("\nContract (input checks; not counted as failures without --strict):")
         for o in contract:
             print(format_failure(o))
+    print("\n" + timings(outcomes))
     total = sum(o.seconds for o in outcomes)
     wall = f", {duration(time.perf_counter() - start)} wall" if start else ""
     extra = f", {len(contract)} contract failure(s) not counted" if contract else ""
     print(f"\n{len(outcomes) - len(failures)} passed, {len(failing)} failed{extra} "
           f"({total:.0f}s of checks{wall})")
     return 1 if failing else 0
+
+
+def timings(outcomes, slowest: int = 10) -> str:
+    """Where the time went: the slowest checks, and the seconds of checks per implementation
+    and per op."""
+    lines = [f"the {min(slowest, len(outcomes))} slowest checks:"]
+    for o in sorted(outcomes, key=lambda o: -o.seconds)[:slowest]:
+        lines.append(f"  {o.seconds:7.1f}s  {o.op}/{o.prop} [{o.impl}]")
+    for what, key in (("implementation", lambda o: o.impl), ("op", lambda o: o.op)):
+        per: dict[str, float] = {}
+        for o in outcomes:
+            per[key(o)] = per.get(key(o), 0.0) + o.seconds
+        lines.append(f"seconds of checks per {what}: " + ", ".join(
+            f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1])))
+    return "\n".join(lines)
+
+
+def _plugin() -> list[str]:
+    """pytest's option that loads mixology's plugin where no installed entry point does (a
+    checkout on PYTHONPATH)."""
+    installed = any(e.value == "mixology.verify.pytest_plugin"
+                    for e in importlib.metadata.entry_points(group="pytest11"))
+    return [] if installed else ["-p", "mixology.verify.pytest_plugin"]
 
 
 def _verify_parallel(args, device, profile, total):
@@ -156,7 +181,7 @@ def _verify_parallel(args, device, profile, total):
         raise ValueError("-n needs pytest-xdist (pip install pytest-xdist)")
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "outcomes.jsonl")
-        cmd = [sys.executable, "-m", "pytest", tmp, "-p", "no:cacheprovider", "-q",
+        cmd = [sys.executable, "-m", "pytest", tmp, "-p", "no:cacheprovider", "-q", *_plugin(),
                "-n", str(args.jobs), "--mixology-device", device,
                "--mixology-profile", profile, "--mixology-report", report]
         if args.sizes:

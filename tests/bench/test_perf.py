@@ -276,3 +276,18 @@ def test_compare_two_judges_against_the_spread_of_both_runs(tmp_path):
     assert rows["sdpa"].verdict == "noisy" and not rows["sdpa"].flagged
     rows = {r.key.split("-")[1]: r for r in history.compare_two(base, head)}
     assert rows["triton"].verdict == "unconfirmed"  # no history given: noise unknown
+
+
+def test_the_gpu_session_without_cuda_is_one_line_and_exit_2(tmp_path):
+    """`bash perf/run_gpu.sh session OUT` needs CUDA; without it, one line and exit 2 (the
+    same steps run on CPU as `dry`, which CI runs: tox.ini)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is here: the session would run")
+    r = subprocess.run(["bash", os.path.join(ROOT, "perf", "run_gpu.sh"), "session",
+                        str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+                                + os.environ["PATH"]))
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "no CUDA device" in r.stderr, r.stderr

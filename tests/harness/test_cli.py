@@ -44,6 +44,17 @@ def test_verify_prints_the_table_and_exits_0():
     assert "0 failed" in out
 
 
+def test_verify_ends_with_the_slowest_checks_and_the_time_per_implementation():
+    code, out = mixology("verify", "--device", "cpu", "--op", "rms_norm", "--impl", "reference",
+                         "--impl", "native", "--profile", "ci", "--sizes", "small")
+    assert code == 0, out
+    slowest = re.findall(r"^ +\d+\.\ds  rms_norm/\w+ \[(reference|native)\]$", out, re.M)
+    assert len(slowest) == 10, out
+    assert re.search(r"seconds of checks per implementation: (reference|native) \d+, "
+                     r"(reference|native) \d+$", out, re.M), out
+    assert re.search(r"\d+ passed, 0 failed \(\d+s of checks, \dm\d\ds wall\)", out), out
+
+
 def test_failure_prints_counterexample_and_a_replay_that_reproduces_it():
     code, out = mixology("verify", "--device", "cpu", "--mutant", "interleaved_heads",
                          "--property", "matches_reference_bitwise", "--profile", "ci")
