@@ -40,6 +40,9 @@ class Property:
     # correctness: computes the op; numerics: precision under stress (accumulation, large
     # magnitudes); contract: bad input raises a clear ValueError/TypeError naming the argument
     kind: str = "correctness"
+    # the only dtypes the implementation under test supports (a candidate's declaration, set
+    # by mixology.verify.runner.plan): cases in other dtypes are not drawn
+    only_dtypes: tuple | None = None
 
     @property
     def doc(self) -> str:

@@ -18,9 +18,9 @@ import torch
 from hypothesis.strategies import SearchStrategy
 
 from mixology import registry
-from mixology.spec import SIGNATURES, Signature, prop
+from mixology.spec import SIGNATURES, Property, Signature, prop
 from mixology.spec.helpers import bits, leaf
-from mixology.spec.numerics import assert_results_match_reference
+from mixology.spec.numerics import assert_matches_reference, assert_results_match_reference
 from mixology.spec.strategies import cast_keeping_layout
 
 
@@ -110,3 +110,38 @@ def register() -> None:
 
 
 _done: set[tuple[str, str]] = set()
+
+
+# --- for an implementation without float64 ---------------------------------------------------
+
+STAND_IN = "gradients_against_float64"
+# compared with the reference composition structurally, in float64 (docs/ops.md#blocks)
+NOT_BY_THE_POLICY = ("rankmixer_block", "transformer_block")
+
+
+def compares_with_reference(sig: Signature):
+    """``check(impl, case)``: the forward and every gradient of ``impl`` on the signature's
+    cases, in the case's dtype, within the tolerance policy against the float64 reference."""
+    reference = registry.get(sig.op).fn
+
+    def check(impl, case):
+        assert_matches_reference(sig.call(impl, case), sig.call(reference, case),
+                                 sig.tensors(case), sig.grad_names(case),
+                                 upstream=sig.upstream(case),
+                                 upstream_layout=case.upstream_layout)
+
+    return check
+
+
+def gradients_against_float64(op: str) -> Property | None:
+    """What stands in for the float64-only properties (gradcheck, float64 comparisons) of an
+    implementation that declares no float64: its forward and every gradient in its own dtypes
+    against the float64 reference, by the tolerance policy. None for an op without one."""
+    sig = SIGNATURES.get(op)
+    if sig is None or op in NOT_BY_THE_POLICY:
+        return None
+    check = compares_with_reference(sig)
+    check.__doc__ = ("Forward and every gradient, in the implementation's own dtypes, within "
+                     "the tolerance policy against the float64 reference (in place of the "
+                     "float64-only properties).")
+    return Property(op, STAND_IN, check, sig.cases, cost=2)

@@ -30,6 +30,10 @@ def add_commands(sub) -> None:
     v.add_argument("--property", action="append", help="only this property (repeatable)")
     v.add_argument("--candidate", action="append", metavar="OP=package.module:function",
                    help="check your own callable (same signature as OP) against the spec")
+    v.add_argument("--dtypes", metavar="LIST",
+                   help="with --candidate: the only dtypes it supports, e.g. float32,bfloat16 "
+                        "(cases in others are not drawn; float64-only properties are replaced "
+                        "by its gradients against the float64 reference)")
     v.add_argument("--mutant", action="append", help="run the spec on a registered mutant")
     v.add_argument("--reproduce", metavar="BLOB", help="replay one failing example")
     v.add_argument("--strict", action="store_true",
@@ -55,14 +59,14 @@ def add_commands(sub) -> None:
                     help="print which mutation operators apply to which op (docs/spec.md)")
     mu.add_argument("--sensitivity", action="store_true",
                     help="for each op, output and dtype, the smallest k units of the "
-                         "reference's own error the spec rejects (docs/sensitivity.md)")
+                         "reference's own error the spec rejects")
     mu.set_defaults(func=cmd_mutants)
 
 
 def table(outcomes, columns) -> str:
     rows: dict[tuple[str, str], dict[str, str]] = {}
     for o in outcomes:
-        rows.setdefault((o.op, o.prop), {})[o.impl] = "pass" if o.ok else "FAIL"
+        rows.setdefault((o.op, o.prop), {})[o.impl] = o.status
     w_op = max([len("op")] + [len(op) for op, _ in rows])
     w_p = max([len("property")] + [len(p) for _, p in rows])
     widths = [max(len(c), 4) for c in columns]
@@ -106,8 +110,9 @@ class Progress:
 def cmd_verify(args) -> int:
     device = setup_device(args.device)
     candidates = runner.parse_candidates(args.candidate)
+    dtypes = runner.parse_dtypes(args.dtypes)
     checks = runner.plan(args.op, args.impl, args.property, device=device,
-                         candidates=candidates, mutants=args.mutant)
+                         candidates=candidates, mutants=args.mutant, dtypes=dtypes)
     if not checks:
         print("nothing to verify: no property matched the selection on " + device)
         return 1
@@ -142,11 +147,17 @@ def _verify_summary(args, outcomes, device, profile, candidates: bool) -> int:
         print("\nContract (input checks; not counted as failures without --strict):")
         for o in contract:
             print(format_failure(o))
+    skipped = [o for o in outcomes if o.skipped]
+    if skipped:
+        print("\nNot checked:")
+        for o in skipped:
+            print(f"  {o.op}/{o.prop} [{o.impl}]: {o.skipped}")
     print("\n" + timings(outcomes))
     total = sum(o.seconds for o in outcomes)
     wall = f", {duration(time.perf_counter() - start)} wall" if start else ""
     extra = f", {len(contract)} contract failure(s) not counted" if contract else ""
-    print(f"\n{len(outcomes) - len(failures)} passed, {len(failing)} failed{extra} "
+    extra += f", {len(skipped)} not checked" if skipped else ""
+    print(f"\n{len(outcomes) - len(failures) - len(skipped)} passed, {len(failing)} failed{extra} "
           f"({total:.0f}s of checks{wall})")
     return 1 if failing else 0
 
@@ -188,6 +199,8 @@ def _verify_parallel(args, device, profile, total):
             cmd += ["--mixology-sizes", args.sizes]
         if args.candidate:
             cmd += [a for c in args.candidate for a in ("--mixology-candidate", c)]
+            if args.dtypes:
+                cmd += ["--mixology-dtypes", args.dtypes]
         else:
             cmd.append("--mixology-verify")
         for flag, values in (("--mixology-op", args.op), ("--mixology-impl", args.impl),
@@ -205,7 +218,8 @@ def _verify_parallel(args, device, profile, total):
             with open(report) as f:
                 rows = [json.loads(line) for line in f if line.strip()]
     return [Outcome(r["op"], r["impl"], r["prop"], r["ok"], r["seconds"],
-                    [Failure(**f) for f in r["failures"]], r["sizes"], r["kind"]) for r in rows]
+                    [Failure(**f) for f in r["failures"]], r["sizes"], r["kind"],
+                    r.get("skipped", "")) for r in rows]
 
 
 def cmd_list(args) -> int:

@@ -44,7 +44,12 @@ class Report:
 
     @property
     def passed(self) -> list:
-        return [o for o in self.outcomes if o.ok]
+        return [o for o in self.outcomes if o.ok and not o.skipped]
+
+    @property
+    def skipped(self) -> list:
+        """Properties that could not be checked (each Outcome says why)."""
+        return [o for o in self.outcomes if o.skipped]
 
     @property
     def ok(self) -> bool:
@@ -54,11 +59,13 @@ class Report:
         lines = [f"mixology.check {self.op} [{self.label}] device={self.device} "
                  f"profile={self.profile} sizes={self.sizes}"]
         for o in self.outcomes:
-            mark = "pass" if o.ok else ("contract" if o in self.contract else "FAIL")
-            lines.append(f"  {mark:8s} {o.prop} ({o.kind}, {o.seconds:.1f}s)")
+            mark = o.status if o.ok else ("contract" if o in self.contract else "FAIL")
+            why = f": not checked, {o.skipped}" if o.skipped else ""
+            lines.append(f"  {mark:8s} {o.prop} ({o.kind}, {o.seconds:.1f}s){why}")
         for o in self.failed + self.contract:
             lines.append(format_failure(o))
         extra = f", {len(self.contract)} contract failure(s) not counted" if self.contract else ""
+        extra += f", {len(self.skipped)} not checked" if self.skipped else ""
         lines.append(f"{len(self.passed)} passed, {len(self.failed)} failed{extra}")
         return "\n".join(lines)
 
@@ -82,34 +89,41 @@ def format_failure(o) -> str:
 
 def check(op: str, fn: Callable | str, *, device: str | None = None, profile: str = "ci",
           sizes: str | None = None, properties: list[str] | None = None, strict: bool = False,
-          reproduce: str | None = None, on_result: Callable | None = None) -> Report:
+          reproduce: str | None = None, on_result: Callable | None = None,
+          dtypes=None) -> Report:
     """Run every property of ``op`` (or those named in ``properties``) on ``fn``, a callable
     with the op's signature or a ``"package.module:function"`` string.
 
     device: "cpu" | "cuda" (default: cuda if available); profile: "ci" | "dev" | "thorough";
     sizes: "small" | "kernel" | "all" (default $MIXOLOGY_SIZES or all); strict: contract
     failures count too; reproduce: a failure's blob, to replay exactly that example (with
-    one property and its sizes). Returns a :class:`Report`; never raises for a failing
+    one property and its sizes); dtypes: the only dtypes ``fn`` supports (names such as
+    "float32,bfloat16", or torch dtypes): cases in others are not drawn, and without float64
+    the float64-only properties are replaced by ``gradients_against_float64``; the report
+    lists what could not be checked, and why. Returns a :class:`Report`; never raises for a failing
     property. Each failure's replay is a `python -m mixology verify --candidate ...` command
     when ``fn`` can be imported by name, else the ``mixology.check(...)`` call that replays it.
     """
     # here, not at the top: `import mixology` stays free of hypothesis and the spec
-    from mixology import spec
     from mixology.spec.strategies import sizes_name
     from mixology.verify import runner
 
     if op not in registry.ops():
         raise ValueError(f"op: unknown op {op!r}; known: {', '.join(registry.ops())}")
-    known = [p.name for p in spec.properties(op)]
+    dtypes = runner.parse_dtypes(dtypes, "dtypes")
+    fn, target = runner.resolve(fn)
+    device = device or registry.default_device()
+    props = runner.plan(candidates={op: fn}, device=device, dtypes=dtypes)
+    known = [c[5].name for c in props]
     unknown = [p for p in properties or [] if p not in known]
     if unknown:
         raise ValueError(f"properties: {op} has no property {unknown[0]!r}")
-    fn, target = runner.resolve(fn)
-    device = device or registry.default_device()
     label = f"candidate {target}" if target else f"candidate {getattr(fn, '__name__', fn)!s}"
     replay = f"--candidate {shlex.quote(op + '=' + target)}" if target else ""
+    if replay and dtypes:
+        replay += " --dtypes " + runner.dtype_names(dtypes).replace(", ", ",")
     report = Report(op, label, device, profile, sizes_name(sizes), strict)
-    for p in spec.properties(op):
+    for p in (c[5] for c in props):
         if properties and p.name not in properties:
             continue
         out = runner.check(p, fn, label, device=device, profile=profile, replay_args=replay,

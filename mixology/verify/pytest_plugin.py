@@ -23,6 +23,8 @@ def pytest_addoption(parser):
                 help="check this callable against OP's spec (repeatable)")
     g.addoption("--mixology-verify", action="store_true",
                 help="check the registered implementations")
+    g.addoption("--mixology-dtypes", default=None, metavar="LIST",
+                help="the candidates' only dtypes, e.g. float32,bfloat16")
     g.addoption("--mixology-op", action="append", default=[], help="only this op")
     g.addoption("--mixology-impl", action="append", default=[], help="only this implementation")
     g.addoption("--mixology-property", action="append", default=[], help="only this property")
@@ -58,6 +60,8 @@ class SpecItem(pytest.Item):
         path = cfg.getoption("mixology_report")
         if path:
             _append(path, self.outcome)
+        if self.outcome.skipped:
+            pytest.skip(f"not checked: {self.outcome.skipped}")
         lenient = not cfg.getoption("mixology_verify") and self.outcome.kind == "contract"
         if not self.outcome.ok and not lenient:
             raise SpecFailure()
@@ -85,7 +89,7 @@ def _default_device():
 
 def _append(path, o):
     row = {"op": o.op, "impl": o.impl, "prop": o.prop, "ok": o.ok, "seconds": o.seconds,
-           "sizes": o.sizes, "kind": o.kind,
+           "sizes": o.sizes, "kind": o.kind, "skipped": o.skipped,
            "failures": [{"error": f.error, "counterexample": f.counterexample,
                          "replay": f.replay} for f in o.failures]}
     with open(path, "a") as f:  # one short line per write: safe from several workers
@@ -107,7 +111,9 @@ def _checks(config):
                            config.getoption("mixology_impl") or None,
                            config.getoption("mixology_property") or None,
                            device=config.getoption("mixology_device") or _default_device(),
-                           candidates=candidates)
+                           candidates=candidates,
+                           dtypes=runner.parse_dtypes(config.getoption("mixology_dtypes"),
+                                                      "--mixology-dtypes"))
     except ValueError as e:
         raise pytest.UsageError(str(e).splitlines()[0]) from e
 

@@ -12,21 +12,26 @@ import re
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import hypothesis
-from hypothesis import Phase, given, settings
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
 
 from mixology import registry, spec
+from mixology.spec import generic
 from mixology.spec.strategies import (
+    FLOATS,
     KERNEL_CAP,
     KERNEL_EXAMPLES,
     load_profile,
     profile_name,
     set_device,
     set_tier,
+    sized,
     tiers,
 )
+from mixology.verify import interpreter
 from mixology.verify.operators import every_mutant
 
 _BLOB = re.compile(r"@reproduce_failure\('([^']+)', b'([^']+)'\)")
@@ -51,10 +56,11 @@ class Outcome:
     failures: list[Failure] = field(default_factory=list)
     sizes: str = "small"  # the tiers run (the one that failed, on failure)
     kind: str = "correctness"
+    skipped: str = ""  # why the property could not be checked (ok is then True)
 
     @property
     def status(self) -> str:
-        return "pass" if self.ok else "FAIL"
+        return "skip" if self.skipped else ("pass" if self.ok else "FAIL")
 
     # the first failure, for one-line reports
     @property
@@ -78,13 +84,26 @@ def examples(profile: str | None, tier: str) -> int:
 
 def check(p: spec.Property, fn: Callable, impl_name: str, *, device: str = "cpu",
           profile: str | None = None, reproduce: str | None = None, shrink: bool = True,
-          replay_args: str = "", cost: int = 1, sizes: str | None = None) -> Outcome:
+          replay_args: str = "", cost: int = 1, sizes: str | None = None,
+          dtypes: tuple[torch.dtype, ...] | None = None) -> Outcome:
     """Run property ``p`` on callable ``fn`` in each tier of ``sizes`` (small | kernel | all;
     default ``$MIXOLOGY_SIZES`` or all); never raises for a property failure. ``cost``: the
     implementation's relative cost per example (see registry.Impl). A property whose cases
-    have no kernel tier runs in the small tier only."""
+    have no kernel tier runs in the small tier only. ``dtypes``: the only dtypes ``fn``
+    supports (a candidate's declaration): cases in others are not drawn, and a property that
+    draws none of them is skipped, with the reason."""
     run = [t for t in tiers(sizes) if t == "small" or p.kernel] or ["small"]
     start = time.perf_counter()
+    dtypes = dtypes or p.only_dtypes
+    if dtypes is not None:
+        drawn = drawn_dtypes(p.cases)
+        if None not in drawn and not drawn & set(dtypes):
+            return Outcome(p.op, impl_name, p.name, True, 0.0, sizes="+".join(run),
+                           kind=p.kind, skipped=f"its cases are {dtype_names(drawn)} only; "
+                           f"{impl_name} declares {dtype_names(dtypes)}")
+        if not drawn <= {*dtypes, None}:
+            p = replace(p, cases=sized(p.cases.filter(
+                lambda c: getattr(c, "dtype", None) in (*dtypes, None)), p.kernel))
     for tier in run:
         failures = _run_tier(p, fn, impl_name, tier, device=device, profile=profile,
                              reproduce=reproduce, shrink=shrink, replay_args=replay_args,
@@ -94,6 +113,49 @@ def check(p: spec.Property, fn: Callable, impl_name: str, *, device: str = "cpu"
                            failures, tier, p.kind)
     return Outcome(p.op, impl_name, p.name, True, time.perf_counter() - start,
                    sizes="+".join(run), kind=p.kind)
+
+
+DTYPES = {str(d).removeprefix("torch."): d for d in FLOATS}
+
+
+def parse_dtypes(text: str | list | tuple | None, flag: str = "--dtypes"):
+    """The dtypes of ``"float32,bfloat16"`` (or of a list of names or dtypes); None for None.
+    ValueError naming ``flag`` for an unknown name."""
+    if text is None:
+        return None
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = []
+    for item in items:
+        if isinstance(item, torch.dtype) and item in FLOATS:
+            out.append(item)
+            continue
+        name = str(item).strip().removeprefix("torch.")
+        if name not in DTYPES:
+            raise ValueError(f"{flag}: unknown or unsupported dtype {str(item).strip()!r}; "
+                             f"expected some of {', '.join(DTYPES)}")
+        out.append(DTYPES[name])
+    if not out:
+        raise ValueError(f"{flag}: no dtype given")
+    return tuple(dict.fromkeys(out))
+
+
+def dtype_names(dtypes) -> str:
+    return ", ".join(str(d).removeprefix("torch.") for d in FLOATS if d in set(dtypes))
+
+
+def drawn_dtypes(cases, examples: int = 30) -> set:
+    """The dtypes (None: a case without one, such as a bad input) that ``cases`` draws, from
+    a fixed sample of its cases."""
+    seen: set = set()
+
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(case=cases)
+    def collect(case):
+        seen.add(getattr(case, "dtype", None))
+
+    collect()
+    return seen
 
 
 def _run_tier(p, fn, impl_name, tier, *, device, profile, reproduce, shrink, replay_args,
@@ -195,16 +257,21 @@ def _attr(obj, dotted: str):
 def plan(ops: list[str] | None = None, impls: list[str] | None = None,
          props: list[str] | None = None, *, device: str,
          candidates: dict[str, str | Callable] | None = None,
-         mutants: list[str] | None = None) -> list[tuple]:
+         mutants: list[str] | None = None, dtypes: tuple | None = None) -> list[tuple]:
     """The checks ``verify`` runs: (op, label, fn, replay args, cost, property), in order.
-    Raises ValueError naming the argument for an unknown op, implementation, property,
-    mutant or candidate."""
+    ``dtypes``: the only dtypes the candidates support (their properties draw only those;
+    without float64, each op's float64-only properties are replaced by
+    ``gradients_against_float64`` in the declared dtypes). Raises ValueError naming the
+    argument for an unknown op, implementation, property, mutant or candidate."""
+    if dtypes is not None and not candidates:
+        raise ValueError("--dtypes: declares a candidate's dtypes; give --candidate too")
     known_ops = registry.ops()
     for op in ops or []:
         if op not in known_ops:
             raise ValueError(f"--op: unknown op {op!r}; known: {', '.join(known_ops)}")
     targets: list[tuple[str, str, Callable, str, int]] = []  # (op, label, fn, replay, cost)
     if candidates:
+        interpreter.install()  # a candidate's Triton kernels, interpreted as CUDA runs them
         for op, target in candidates.items():
             if op not in known_ops:
                 raise ValueError(f"--candidate: unknown op {op!r}; known: {', '.join(known_ops)}")
@@ -213,8 +280,10 @@ def plan(ops: list[str] | None = None, impls: list[str] | None = None,
                                  "a candidate is checked against its own op's spec")
             fn, name = resolve(target)
             label = f"candidate {name or target}"
-            targets.append((op, label, fn,
-                            f"--candidate {shlex.quote(op + '=' + name)}" if name else "", 1))
+            replay = f"--candidate {shlex.quote(op + '=' + name)}" if name else ""
+            if replay and dtypes:
+                replay += " --dtypes " + dtype_names(dtypes).replace(", ", ",")
+            targets.append((op, label, fn, replay, 1))
     elif mutants:
         known: dict[str, list] = {}
         for m in every_mutant(device=device):
@@ -238,11 +307,21 @@ def plan(ops: list[str] | None = None, impls: list[str] | None = None,
                     impl = registry.get(op, name)
                     targets.append((op, name, impl.fn, "", impl.cost))
     all_props = {p.name for op in {t[0] for t in targets} for p in spec.properties(op)}
+    if dtypes is not None and torch.float64 not in dtypes:
+        all_props.add(generic.STAND_IN)
     for name in props or []:
         if name not in all_props:
             raise ValueError(f"--property: no property {name!r} of the selected ops")
-    return [(op, label, fn, replay, cost, p) for op, label, fn, replay, cost in targets
-            for p in spec.properties(op) if not props or p.name in props]
+    checks = []
+    for op, label, fn, replay, cost in targets:
+        chosen = [p for p in spec.properties(op) if not props or p.name in props]
+        if dtypes is not None:
+            chosen = [replace(p, only_dtypes=tuple(dtypes)) for p in chosen]
+            stand_in = generic.gradients_against_float64(op)
+            if torch.float64 not in dtypes and stand_in and (not props or stand_in.name in props):
+                chosen.append(replace(stand_in, only_dtypes=tuple(dtypes)))
+        checks += [(op, label, fn, replay, cost, p) for p in chosen]
+    return checks
 
 
 def verify(ops: list[str] | None = None, impls: list[str] | None = None,

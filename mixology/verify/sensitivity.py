@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mixology import registry, spec
-from mixology.spec.numerics import assert_matches_reference
+from mixology.spec.generic import NOT_BY_THE_POLICY, compares_with_reference
 from mixology.spec.strategies import FLOATS
 from mixology.verify import operators, runner
 
@@ -27,18 +27,6 @@ def _perturbed(sig, ref, target: str | None, k: int) -> Callable:
                 if name.startswith(f"grad_perturbed({target},"))
 
 
-def _compares_with_reference(sig):
-    reference = registry.get(sig.op).fn
-
-    def check(impl, case):
-        assert_matches_reference(sig.call(impl, case), sig.call(reference, case),
-                                 sig.tensors(case), sig.grad_names(case),
-                                 upstream=sig.upstream(case),
-                                 upstream_layout=case.upstream_layout)
-
-    return check
-
-
 def sensitivity(op: str, dtype, target: str | None, *, profile: str = "ci",
                 device: str = "cpu") -> int | None:
     """The smallest k in LADDER for which the comparison with the reference (forward and
@@ -49,7 +37,7 @@ def sensitivity(op: str, dtype, target: str | None, *, profile: str = "ci",
     ref = registry.get(op).fn
     cases = sig.cases.filter(lambda c: c.dtype == dtype)
     cases.kernel_sized = getattr(sig.cases, "kernel_sized", False)
-    p = spec.Property(op, f"sensitivity_{target or 'y'}", _compares_with_reference(sig), cases)
+    p = spec.Property(op, f"sensitivity_{target or 'y'}", compares_with_reference(sig), cases)
     for k in LADDER:
         if not runner.check(p, _perturbed(sig, ref, target, k), f"perturbed {k}",
                             device=device, profile=profile, shrink=False).ok:
@@ -74,5 +62,3 @@ def table(ops: list[str] | None = None, *, profile: str = "ci", device: str = "c
     return "\n".join(lines)
 
 
-# compared with the reference composition structurally, in float64 (docs/ops.md#blocks)
-NOT_BY_THE_POLICY = ("rankmixer_block", "transformer_block")

@@ -88,6 +88,21 @@ def test_candidate_contract_failures_are_listed_apart_and_fail_only_with_strict(
     assert code == 1 and "Contract (input checks" not in out, out
 
 
+def test_candidate_dtypes_draw_only_those_and_list_what_is_not_checked():
+    """--dtypes: float64-only properties are listed as not checked, with the reason, and the
+    stand-in (the gradients in the declared dtypes against float64) runs in their place; under
+    -n 2 (the plugin's --mixology-dtypes) the verdicts are the same."""
+    args = ("verify", "--device", "cpu", "--profile", "ci", "--sizes", "small", "--candidate",
+            "rms_norm=tests.support.candidates:rms_norm_by_hand", "--dtypes", "float32,bfloat16")
+    for extra in ((), ("-n", "2")):
+        code, out = mixology(*args, *extra)
+        assert code == 0, out
+        assert "Not checked:" in out and "rms_gradcheck_float64" in out, out
+        assert "its cases are float64 only" in out and "declares float32, bfloat16" in out, out
+        assert re.search(r"gradients_against_float64\s+pass", out), out
+        assert re.search(r"\d+ passed, 0 failed, 3 not checked", out), out
+
+
 def test_candidate_block():
     code, out = mixology("verify", "--device", "cpu", "--profile", "ci",
                          "--candidate", "token_mixer=tests.support.candidates:good_token_mixer")
@@ -114,6 +129,9 @@ def test_verify_misuse_is_one_line_and_exit_2():
          "contradicts --candidate rms_norm"),
         (("--op", "rms_norm", "--property", "nope"), "--property: no property 'nope'"),
         (("--op", "rms_norm", "--impl", "nope"), "--impl: no implementation 'nope'"),
+        (("--candidate", "rms_norm=tests.support.candidates:rms_norm_by_hand", "--dtypes",
+          "float32,float8"), "--dtypes: unknown or unsupported dtype 'float8'"),
+        (("--op", "rms_norm", "--dtypes", "float32"), "--dtypes: declares a candidate's"),
     ]:
         code, out = mixology("verify", "--device", "cpu", *args)
         assert code == 2 and words in out, (args, out)
