@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -119,9 +118,7 @@ def check(op: str, fn: Callable | str, *, device: str | None = None, profile: st
     if unknown:
         raise ValueError(f"properties: {op} has no property {unknown[0]!r}")
     label = f"candidate {target}" if target else f"candidate {getattr(fn, '__name__', fn)!s}"
-    replay = f"--candidate {shlex.quote(op + '=' + target)}" if target else ""
-    if replay and dtypes:
-        replay += " --dtypes " + runner.dtype_names(dtypes).replace(", ", ",")
+    replay = props[0][3] if props else ""  # plan's: --candidate OP=target [--dtypes ...]
     report = Report(op, label, device, profile, sizes_name(sizes), strict)
     for p in (c[5] for c in props):
         if properties and p.name not in properties:

@@ -84,17 +84,16 @@ def examples(profile: str | None, tier: str) -> int:
 
 def check(p: spec.Property, fn: Callable, impl_name: str, *, device: str = "cpu",
           profile: str | None = None, reproduce: str | None = None, shrink: bool = True,
-          replay_args: str = "", cost: int = 1, sizes: str | None = None,
-          dtypes: tuple[torch.dtype, ...] | None = None) -> Outcome:
+          replay_args: str = "", cost: int = 1, sizes: str | None = None) -> Outcome:
     """Run property ``p`` on callable ``fn`` in each tier of ``sizes`` (small | kernel | all;
     default ``$MIXOLOGY_SIZES`` or all); never raises for a property failure. ``cost``: the
     implementation's relative cost per example (see registry.Impl). A property whose cases
-    have no kernel tier runs in the small tier only. ``dtypes``: the only dtypes ``fn``
-    supports (a candidate's declaration): cases in others are not drawn, and a property that
-    draws none of them is skipped, with the reason."""
+    have no kernel tier runs in the small tier only. ``p.only_dtypes``: the only dtypes ``fn``
+    supports (a candidate's declaration, set by :func:`plan`): cases in others are not drawn,
+    and a property that draws none of them is skipped, with the reason."""
     run = [t for t in tiers(sizes) if t == "small" or p.kernel] or ["small"]
     start = time.perf_counter()
-    dtypes = dtypes or p.only_dtypes
+    dtypes = p.only_dtypes
     if dtypes is not None:
         drawn = drawn_dtypes(p.cases)
         if None not in drawn and not drawn & set(dtypes):
