@@ -43,6 +43,9 @@ class Property:
     # the only dtypes the implementation under test supports (a candidate's declaration, set
     # by mixology.verify.runner.plan): cases in other dtypes are not drawn
     only_dtypes: tuple | None = None
+    # what each example enumerates inside it, beyond its drawn case (mixology.verify.coverage):
+    # {argument or "layout(input)": values}
+    covers: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def doc(self) -> str:
@@ -61,13 +64,15 @@ PROPERTIES: dict[tuple[str, str], Property] = {}
 
 
 def prop(op: str, cases: SearchStrategy, *, name: str | None = None, cost: int = 1,
-         exact: bool = False, kind: str = "correctness"):
-    """Register ``fn(impl, case)`` as a property of ``op`` checked on cases drawn from ``cases``."""
+         exact: bool = False, kind: str = "correctness", covers: dict | None = None):
+    """Register ``fn(impl, case)`` as a property of ``op`` checked on cases drawn from ``cases``;
+    ``covers``: the configurations each example enumerates inside it (``{argument: values}``,
+    for the coverage report)."""
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r}; expected one of {KINDS}")
 
     def register(fn):
-        p = Property(op, name or fn.__name__, fn, cases, cost, exact, kind)
+        p = Property(op, name or fn.__name__, fn, cases, cost, exact, kind, covers=covers or {})
         PROPERTIES[(op, p.name)] = p
         return fn
 
@@ -83,7 +88,7 @@ def prop_each(prefix_of_op: dict[str, str], cases, **kw):
             def check(impl, case, _op=op):
                 fn(_op, impl, case)
 
-            check.__doc__ = fn.__doc__
+            check.__doc__, check.__wrapped__ = fn.__doc__, fn
             drawn = cases if isinstance(cases, SearchStrategy) else cases(op)
             prop(op, drawn, name=f"{prefix}_{fn.__name__}", **kw)(check)
         return fn
@@ -109,7 +114,9 @@ class Signature:
     - ``tails``: the output's dims by name, each with a tile boundary that the kernel tier's
       first case passes under every profile (``(dim, boundary)``);
     - ``accumulates``: whether the reference computes wider than float16/bfloat16 inputs
-      (statistics, positions, angles in float32 or float64).
+      (statistics, positions, angles in float32 or float64);
+    - ``choices``: the values of its str arguments, and ``fixed``: the arguments its cases do
+      not draw, with why (the coverage report, mixology.verify.coverage).
     """
 
     op: str
@@ -122,6 +129,11 @@ class Signature:
     options: dict[str, object] = field(default_factory=dict)
     tails: dict[str, tuple[int, int]] = field(default_factory=dict)
     accumulates: bool = False  # the reference computes wider than float16/bfloat16 inputs
+    # the values of its str arguments (its bools take both; floats and ints several)
+    choices: dict[str, tuple] = field(default_factory=dict)
+    # arguments the cases do not draw, each with why (tensors in a dict, an implementation's
+    # own wiring)
+    fixed: dict[str, str] = field(default_factory=dict)
 
     def grad_names(self, case) -> tuple[str, ...]:
         return tuple(self.grads(case) if callable(self.grads) else self.grads)

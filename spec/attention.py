@@ -22,6 +22,7 @@ from mixology.spec.strategies import (
     Drawn,
     boundary,
     case,
+    dtype_of,
     kernel_tier,
     make_4d,
     optional,
@@ -33,6 +34,8 @@ from mixology.spec.strategies import (
 @case
 class AttnCase(Drawn):
     """q, k: (B, H, T, d) and v: (B, H, T, dv) from ``case.qkv()``; flags for softmax attention."""
+
+    LAYOUTS = ATTN_LAYOUTS  # of (B, H, T, d) tensors (not a field)
 
     B: int
     H: int
@@ -70,7 +73,7 @@ def _attn_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B
                 min_T=1, max_T=12, max_H=3, min_d=1, max_d=6, causal=None, alibi=None,
                 kernel_max_T=4096, scales=(1.0, 1.0, 10.0, 300.0)):
     if kernel and kernel_tier():
-        dtype = draw(st.sampled_from(dtypes))
+        dtype = draw(dtype_of(dtypes))
         regime = draw(st.sampled_from(("long", "wide", "many")))
         T_cap = {"long": kernel_max_T, "wide": min(kernel_max_T, 64)}.get(regime, 33)
         B, H = {"long": (1, 1), "wide": (1, draw(st.integers(1, 2)))}.get(
@@ -88,7 +91,7 @@ def _attn_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B
     return AttnCase(
         B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, max_H)),
         T=draw(st.integers(min_T, max_T)), d=draw(st.integers(min_d, max_d)),
-        dv=draw(st.integers(1, max_d)), dtype=draw(st.sampled_from(dtypes)),
+        dv=draw(st.integers(1, max_d)), dtype=draw(dtype_of(dtypes)),
         layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
         causal=draw(st.booleans()) if causal is None else causal,
         alibi=draw(st.booleans()) if alibi is None else alibi)

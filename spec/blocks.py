@@ -31,10 +31,13 @@ from mixology.spec.strategies import (
     TokensCase,
     boundary,
     case,
+    dtype_of,
     kernel_tier,
+    optional,
     relayout,
     sized,
 )
+from mixology.spec.token_mix import EPSILONS
 
 # --- cases -------------------------------------------------------------------------------
 
@@ -58,6 +61,7 @@ class BlockCase(TokensCase):
     norm: str = "layer"
     activation: str = "gelu"
     positional: str = "none"
+    eps: float = optional(1e-5)  # every norm's eps
 
     def params(self, shapes: dict) -> dict:
         """Norm weights ~ 1 + N(0, 1/4), biases ~ N(0, 1/4), matrices ~ N(0, 1/fan_in) (fan_in
@@ -75,8 +79,8 @@ class BlockCase(TokensCase):
         return out
 
     def config(self) -> tuple:
-        return (self.H, self.mixer, self.causal, self.residual, self.norm, self.activation, 1e-5,
-                self.positional)
+        return (self.H, self.mixer, self.causal, self.residual, self.norm, self.activation,
+                self.eps, self.positional)
 
 
 def _min_head_dim(H: int) -> int:
@@ -124,11 +128,12 @@ def _transformer_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min
                             else st.integers(min_T, max_T)),
                      D=H * head, H=H,
                      F=draw(boundary(1, max_F) if big else st.integers(1, max_F)),
-                     dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                     dtype=draw(dtype_of(dtypes)), layout=draw(st.sampled_from(layouts)),
                      seed=draw(st.integers(0, 2**31 - 1)), mixer=mixer, causal=causal,
                      residual=draw(st.sampled_from(residuals)),
                      norm=draw(st.sampled_from(norms)),
-                     activation=draw(st.sampled_from(activations)), positional=positional)
+                     activation=draw(st.sampled_from(activations)), positional=positional,
+                     eps=draw(st.sampled_from(EPSILONS)))
 
 
 def rankmixer_cases(*, kernel=True, **kw):
@@ -152,9 +157,10 @@ def _rankmixer_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B
     return BlockCase(B=draw(st.integers(min_B, max_B)), T=T, H=H,
                      D=H * draw(dim(_min_head_dim(H), max(_min_head_dim(H), max_head_dim))),
                      F=draw(dim(1, max_F)),
-                     dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                     dtype=draw(dtype_of(dtypes)), layout=draw(st.sampled_from(layouts)),
                      seed=draw(st.integers(0, 2**31 - 1)),
-                     activation=draw(st.sampled_from(("relu", "gelu", "silu"))))
+                     activation=draw(st.sampled_from(("relu", "gelu", "silu"))),
+                     eps=draw(st.sampled_from(EPSILONS)))
 
 
 def bad_block_inputs(op: str):
@@ -210,7 +216,6 @@ def bad_block_inputs(op: str):
 
 # --- properties --------------------------------------------------------------------------
 TB, RM = "transformer_block", "rankmixer_block"
-EPS = 1e-5
 NO_EXPANDED = tuple(lay for lay in LAYOUTS if lay != "expanded")
 
 
@@ -226,7 +231,7 @@ def _call(op, impl, case, names):
     def fn(x, *ps):
         params = dict(zip(names, ps, strict=True))
         if op == RM:
-            return impl(x, params, case.H, case.activation, EPS)
+            return impl(x, params, case.H, case.activation, case.eps)
         return impl(x, params, *case.config())
 
     return fn
@@ -289,7 +294,9 @@ def _matches_reference(op, impl, case):
                      + ", ".join(f"{n} {e:.2e}" for n, e in bad.items()))
 
 
-@prop(TB, transformer_cases(dtypes=(torch.float64,), min_B=1, kernel=False), cost=2)
+@prop(TB, transformer_cases(dtypes=(torch.float64,), min_B=1, kernel=False), cost=2,
+      covers={"activation": BLOCK_ACTIVATIONS, "mixer": ref.MIXERS, "causal": (False, True),
+              "positional": ref.POSITIONALS})
 def block_every_channel_mixer_and_position_encoding(impl, case):
     """Every channel mixer (relu, gelu, swish, swiglu, bilinear, and none: attention-only) with
     the drawn token mixer and position encoding, and every token mixer (softmax attention,
@@ -390,10 +397,10 @@ def block_zeroed_output_projections_leave_the_residual_path(impl, case):
             return x
         if case.norm == "layer":
             def n(h, i):
-                return norms.layer_norm(h, p(f"norm{i}_weight", h), p(f"norm{i}_bias", h), EPS)
+                return norms.layer_norm(h, p(f"norm{i}_weight", h), p(f"norm{i}_bias", h), case.eps)
         else:
             def n(h, i):
-                return norms.rms_norm(h, p(f"norm{i}_weight", h), EPS)
+                return norms.rms_norm(h, p(f"norm{i}_weight", h), case.eps)
         for i in branches:
             x = n(x, i)
         return x
@@ -438,8 +445,8 @@ def rankmixer_zeroed_pffn_output_is_normed_token_mixer(impl, case):
 
     def path(x):  # runs in float32 and float64 too (the policy's own runs)
         p = {k: v.to(x.dtype) for k, v in params.items()}
-        s = mixing.token_mixer(x, case.H, p["mix_norm_weight"], p["mix_norm_bias"], EPS)
-        return norms.layer_norm(s, p["ffn_norm_weight"], p["ffn_norm_bias"], EPS)
+        s = mixing.token_mixer(x, case.H, p["mix_norm_weight"], p["mix_norm_bias"], case.eps)
+        return norms.layer_norm(s, p["ffn_norm_weight"], p["ffn_norm_bias"], case.eps)
 
     assert_matches_reference(lambda x: fn(x, *ps), path, (case.x(),), ("dx",),
                              upstream=case.upstream())
@@ -505,6 +512,12 @@ for _op in (RM, TB):
               call=functools.partial(_block_call, _op),
               grads=functools.partial(_block_grads, _op),
               upstream=lambda c: c.upstream(), inputs={"x": 0},
-              options=({"activation": "relu"} if _op == RM else
+              options=({"activation": "relu", "eps": 1e-5} if _op == RM else
                        {"residual": "pre", "norm": "layer", "activation": "gelu",
-                        "positional": "none"}))
+                        "positional": "none", "eps": 1e-5}),
+              choices=({"activation": ("relu", "gelu", "silu")} if _op == RM else
+                       {"mixer": ref.MIXERS, "residual": ref.RESIDUALS, "norm": ref.NORMS,
+                        "activation": BLOCK_ACTIVATIONS, "positional": ref.POSITIONALS}),
+              fixed={"params": "the block's parameter tensors, drawn by case.params",
+                     "parts": "which implementation computes each part: an implementation's "
+                              "own wiring, not an input"})

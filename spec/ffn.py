@@ -12,10 +12,21 @@ import torch
 from hypothesis import strategies as st
 
 from mixology.ops.ffn import reference as ref
+from mixology.ops.ffn.checks import ACTIVATIONS
 from mixology.spec import prop, prop_each, signature
 from mixology.spec.helpers import assert_bitwise_equal, expect_rejected, leaf
 from mixology.spec.numerics import assert_matches_reference
-from mixology.spec.strategies import FLOATS, LAYOUTS, BadInput, TokensCase, boundary, case, kernel_tier, sized
+from mixology.spec.strategies import (
+    FLOATS,
+    LAYOUTS,
+    BadInput,
+    TokensCase,
+    boundary,
+    case,
+    dtype_of,
+    kernel_tier,
+    sized,
+)
 
 # --- cases -------------------------------------------------------------------------------
 
@@ -62,15 +73,15 @@ def _ffn_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, ma
         D = draw(boundary(1, 1025))
         F = draw(boundary(1, max(1, min(4097, 2**20 // (D * T)))))
         return FfnCase(B=draw(st.integers(max(min_B, 1), 2)), T=T, D=D, F=F,
-                       dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                       dtype=draw(dtype_of(dtypes)), layout=draw(st.sampled_from(layouts)),
                        seed=draw(st.integers(0, 2**31 - 1)),
-                       activation=draw(st.sampled_from(("relu", "gelu", "silu"))),
+                       activation=draw(st.sampled_from(ACTIVATIONS)),
                        dropout=draw(st.sampled_from(dropouts)))
     return FfnCase(B=draw(st.integers(min_B, max_B)), T=draw(st.integers(min_T, max_T)),
                    D=draw(st.integers(1, max_D)), F=draw(st.integers(1, max_F)),
-                   dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                   dtype=draw(dtype_of(dtypes)), layout=draw(st.sampled_from(layouts)),
                    seed=draw(st.integers(0, 2**31 - 1)),
-                   activation=draw(st.sampled_from(("relu", "gelu", "silu"))),
+                   activation=draw(st.sampled_from(ACTIVATIONS)),
                    dropout=draw(st.sampled_from(dropouts)))
 
 
@@ -382,4 +393,6 @@ for _op in OPS:
               call=lambda fn, c, _op=_op: _fn(_op, fn, c), grads=NAMES[_op],
               upstream=lambda c: c.upstream(),
               inputs={"x": 0, **dict.fromkeys(_WEIGHTS[_op])}, options=_OPTIONS.get(_op, {}),
-              tails={"D": (2, 1024)})
+              tails={"D": (2, 1024)},
+              choices={"activation": ACTIVATIONS} if "activation" in _OPTIONS.get(_op, {})
+              else {})

@@ -7,6 +7,10 @@
 - ``inputs_left_unmodified``: the forward and the backward leave the tensors they are given,
   and the caller's upstream gradient, bit for bit as they were. Some kernels write their
   gradient into the upstream-gradient buffer by default.
+- ``every_input_in_every_layout``: every tensor input, parameters included, and the upstream
+  gradient in each memory layout (contiguous, transposed, strided, offset, expanded), every
+  layout in every example: a kernel that drops a weight's strides is wrong only when the
+  caller passes a transposed or sliced weight.
 
 A failure says which of these happened, where a comparison with the reference would only say
 that a gradient is off.
@@ -21,7 +25,7 @@ from mixology import registry
 from mixology.spec import SIGNATURES, Property, Signature, prop
 from mixology.spec.helpers import bits, leaf
 from mixology.spec.numerics import assert_matches_reference, assert_results_match_reference
-from mixology.spec.strategies import cast_keeping_layout
+from mixology.spec.strategies import LAYOUTS, UPSTREAM_LAYOUTS, cast_keeping_layout, relayout
 
 
 def _small(cases: SearchStrategy) -> SearchStrategy:
@@ -88,14 +92,32 @@ def inputs_left_unmodified(sig: Signature, impl, case):
                                             "gradient in place")
 
 
-GENERIC = (reentrant_backward, inputs_left_unmodified)
+def every_input_in_every_layout(sig: Signature, impl, case):
+    """Every tensor input (parameters too) and the upstream gradient in each memory layout
+    (contiguous, transposed, strided, offset, expanded; all tensors in one layout at a time,
+    every layout in every example): forward and every gradient within the tolerance policy."""
+    reference = registry.get(sig.op).fn
+    for layout in LAYOUTS:
+        tensors = [relayout(t, layout) for t in sig.tensors(case)]
+        try:
+            assert_matches_reference(sig.call(impl, case), sig.call(reference, case), tensors,
+                                     sig.grad_names(case), upstream=sig.upstream(case),
+                                     upstream_layout=layout)
+        except AssertionError as e:
+            raise AssertionError(f"every input and the upstream gradient {layout}: {e}") from None
+
+
+GENERIC = (reentrant_backward, inputs_left_unmodified, every_input_in_every_layout)
+# what a generic property enumerates inside each example (for the coverage report)
+COVERS = {every_input_in_every_layout: lambda sig: {
+    **{f"layout({name})": LAYOUTS for name in sig.inputs}, "upstream": UPSTREAM_LAYOUTS}}
 
 
 def _bound(fn, sig: Signature):
     def check(impl, case):
         fn(sig, impl, case)
 
-    check.__doc__ = fn.__doc__
+    check.__doc__, check.__wrapped__ = fn.__doc__, fn
     return check
 
 
@@ -105,7 +127,11 @@ def register() -> None:
         for fn in GENERIC:
             if (sig.op, fn.__name__) in _done:
                 continue
-            prop(sig.op, _small(sig.cases), name=fn.__name__, cost=2)(_bound(fn, sig))
+            if fn is every_input_in_every_layout and sig.op in NOT_BY_THE_POLICY:
+                continue  # blocks: x is their one tensor input, drawn in every layout
+            covers = COVERS[fn](sig) if fn in COVERS else None
+            prop(sig.op, _small(sig.cases), name=fn.__name__,
+                 cost=4 if fn in COVERS else 2, covers=covers)(_bound(fn, sig))
             _done.add((sig.op, fn.__name__))
 
 

@@ -17,6 +17,7 @@ from mixology.spec.strategies import (
     Drawn,
     boundary,
     case,
+    dtype_of,
     kernel_tier,
     make_4d,
     sized,
@@ -28,6 +29,8 @@ from mixology.spec.token_mix import MixCase, mix_cases
 @case
 class RopeCase(Drawn):
     """x: (B, H, T, d) with d even, from ``case.x()``; ``case.interleaved`` names the pairing."""
+
+    LAYOUTS = ATTN_LAYOUTS  # of (B, H, T, d) tensors (not a field)
 
     B: int
     H: int
@@ -60,12 +63,12 @@ def _rope_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B
         return RopeCase(B=max(min_B, 1), H=1 if long else draw(boundary(2, 17)),
                         T=draw(boundary(max(min_T, 1), kernel_max_T if long else 65)),
                         d=2 * draw(boundary(1, 16 if long else 65)),
-                        dtype=draw(st.sampled_from(dtypes)),
+                        dtype=draw(dtype_of(dtypes)),
                         layout=draw(st.sampled_from(layouts)),
                         seed=draw(st.integers(0, 2**31 - 1)), interleaved=draw(st.booleans()))
     return RopeCase(B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, 3)),
                     T=draw(st.integers(min_T, max_T)), d=2 * draw(st.integers(1, max_half_d)),
-                    dtype=draw(st.sampled_from(dtypes)), layout=draw(st.sampled_from(layouts)),
+                    dtype=draw(dtype_of(dtypes)), layout=draw(st.sampled_from(layouts)),
                     seed=draw(st.integers(0, 2**31 - 1)), interleaved=draw(st.booleans()))
 
 
@@ -103,6 +106,8 @@ def bad_rope_inputs():
 class ScoresCase(Drawn):
     """Attention scores (B, H, T, T) from ``case.scores()``, and the ALiBi ``causal`` flag."""
 
+    LAYOUTS = ATTN_LAYOUTS  # of (B, H, T, d) tensors (not a field)
+
     B: int
     H: int
     T: int
@@ -130,11 +135,11 @@ def _scores_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min
     if kernel and kernel_tier():
         T = draw(boundary(max(min_T, 1), kernel_max_T))
         return ScoresCase(B=max(min_B, 1), H=draw(st.integers(1, min(max_H, 3 if T <= 1025 else 1))),
-                          T=T, dtype=draw(st.sampled_from(dtypes)),
+                          T=T, dtype=draw(dtype_of(dtypes)),
                           layout=draw(st.sampled_from(layouts)),
                           seed=draw(st.integers(0, 2**31 - 1)), causal=draw(st.booleans()))
     return ScoresCase(B=draw(st.integers(min_B, max_B)), H=draw(st.integers(1, max_H)),
-                      T=draw(st.integers(min_T, max_T)), dtype=draw(st.sampled_from(dtypes)),
+                      T=draw(st.integers(min_T, max_T)), dtype=draw(dtype_of(dtypes)),
                       layout=draw(st.sampled_from(layouts)),
                       seed=draw(st.integers(0, 2**31 - 1)), causal=draw(st.booleans()))
 

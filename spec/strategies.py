@@ -58,7 +58,8 @@ KERNEL_EXAMPLES = {"ci": 2, "dev": 10, "thorough": 50}
 # crossed), dev and thorough go to 4097. Properties about long sequences as such draw their own
 # T (long_prefix_cases, large_position_cases), whatever the profile.
 KERNEL_CAP = {"ci": 1025, "dev": 4097, "thorough": 4097}
-TIER = {"name": "small", "cap": 4097}  # the tier strategies draw from now; the runner sets it
+# the tier strategies draw from now, and the rotation of its dtypes; the runner sets them
+TIER = {"name": "small", "cap": 4097, "rotation": 0}
 BOUNDARY = tuple(sorted({1, 2, 3, 5, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093}
                         | {2**k + o for k in range(2, 13) for o in (-1, 0, 1)}))
 
@@ -77,9 +78,21 @@ def tiers(name: str | None = None) -> tuple[str, ...]:
     return ("small", "kernel") if name == "all" else (name,)
 
 
-def set_tier(name: str, cap: int = 4097) -> None:
+def set_tier(name: str, cap: int = 4097, rotation: int = 0) -> None:
     assert name in ("small", "kernel"), name
-    TIER["name"], TIER["cap"] = name, cap
+    TIER["name"], TIER["cap"], TIER["rotation"] = name, cap, rotation
+
+
+def dtype_of(dtypes):
+    """A dtype of ``dtypes``. In the kernel tier a property gets one or two examples, the first
+    its largest case (every draw's first choice): there the choices start at the tier's
+    rotation, which the runner sets from the property's place among its op's kernel-tier
+    properties, so that between them they reach every dtype (``mixology coverage``)."""
+    dtypes = tuple(dtypes)
+    if TIER["name"] == "kernel" and len(dtypes) > 1:
+        k = TIER["rotation"] % len(dtypes)
+        dtypes = dtypes[k:] + dtypes[:k]
+    return st.sampled_from(dtypes)
 
 
 def kernel_tier() -> bool:
@@ -229,6 +242,7 @@ class Drawn(Recipe):
     """What every drawn case shares: the device under test and seeded generators."""
 
     seed: int
+    LAYOUTS = LAYOUTS  # the memory layouts its ``layout`` names (not a field)
 
     @property
     def device(self) -> str:

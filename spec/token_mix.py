@@ -25,6 +25,7 @@ from mixology.spec.strategies import (
     Drawn,
     boundary,
     case,
+    dtype_of,
     kernel_tier,
     make_tensor,
     optional,
@@ -113,7 +114,7 @@ def _mix_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min_B=0, ma
         H = num_heads if num_heads is not None else draw(st.integers(min_H, max_H))
     d = draw(st.integers(1, max_head_dim))
     B = draw(st.integers(min_B, max_B))
-    return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(st.sampled_from(dtypes)),
+    return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(dtype_of(dtypes)),
                    layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
                    specials=draw(_specials()) if specials else (),
                    eps=draw(st.sampled_from(epsilons)))
@@ -142,7 +143,7 @@ def _kernel_mix(draw, dtypes, layouts, min_B, min_T, heads_equal_tokens, num_hea
             T = draw(boundary(max(min_T, 1), max_T))
             d = draw(boundary(1, max(1, min(67 // H, max_elements // (B * T * H)))))
     scale, offset = draw(st.sampled_from(MIX_MAGNITUDES if magnitudes else ((1.0, 0.0),)))
-    return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(st.sampled_from(dtypes)),
+    return MixCase(B=B, T=T, D=H * d, num_heads=H, dtype=draw(dtype_of(dtypes)),
                    layout=draw(st.sampled_from(layouts)), seed=draw(st.integers(0, 2**31 - 1)),
                    specials=draw(_specials()) if specials else (), scale=scale, offset=offset,
                    eps=draw(st.sampled_from(epsilons)))

@@ -17,7 +17,7 @@ import time
 from mixology import registry, spec
 from mixology.cli.common import add_common, duration, repo_root, setup_device
 from mixology.spec.strategies import profile_name
-from mixology.verify import operators, runner, sensitivity
+from mixology.verify import coverage, operators, runner, sensitivity
 from mixology.verify.api import format_failure
 from mixology.verify.operators import every_mutant
 from mixology.verify.runner import Failure, Outcome
@@ -48,6 +48,11 @@ def add_commands(sub) -> None:
     ls = sub.add_parser("list", help="ops, implementations, properties and mutants")
     add_common(ls)
     ls.set_defaults(func=cmd_list)
+
+    co = sub.add_parser("coverage", help="what the spec's draw reaches per op: dtypes, layouts, "
+                                         "dims, every argument's values; exit 1 on a gap")
+    add_common(co)
+    co.set_defaults(func=cmd_coverage)
 
     mu = sub.add_parser("mutants", help="check that the spec rejects every mutant")
     add_common(mu)
@@ -220,6 +225,18 @@ def _verify_parallel(args, device, profile, total):
     return [Outcome(r["op"], r["impl"], r["prop"], r["ok"], r["seconds"],
                     [Failure(**f) for f in r["failures"]], r["sizes"], r["kind"],
                     r.get("skipped", "")) for r in rows]
+
+
+def cmd_coverage(args) -> int:
+    device = setup_device(args.device)
+    known = registry.ops()
+    for op in args.op or []:
+        if op not in known:
+            raise ValueError(f"--op: unknown op {op!r}; known: {', '.join(known)}")
+    text, gaps = coverage.report(args.op, profile=args.profile or "ci", device=device)
+    print(text)
+    print(f"{gaps} gap(s)" if gaps else "every entry covered")
+    return 1 if gaps else 0
 
 
 def cmd_list(args) -> int:

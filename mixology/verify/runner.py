@@ -7,6 +7,7 @@ error, and a command that replays exactly that example.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 import shlex
@@ -157,6 +158,18 @@ def drawn_dtypes(cases, examples: int = 30) -> set:
     return seen
 
 
+def hypothesis_test(p: spec.Property, fn: Callable, tier: str, s: settings) -> Callable:
+    """The hypothesis test of ``p`` on ``fn`` in ``tier`` under settings ``s``. Its draw is
+    seeded from the op, the property and the tier (and this function's source), never from
+    the name under test: every implementation and candidate of an op is judged on the same
+    cases, and mixology.verify.coverage replays them."""
+    def property_test(case):
+        p.fn(fn, case)
+
+    property_test._hypothesis_internal_add_digest = f"{p.op}/{p.name}/{tier}".encode()
+    return s(given(case=p.cases)(property_test))
+
+
 def _run_tier(p, fn, impl_name, tier, *, device, profile, reproduce, shrink, replay_args,
               cost) -> list[Failure]:
     set_device(device)
@@ -165,18 +178,12 @@ def _run_tier(p, fn, impl_name, tier, *, device, profile, reproduce, shrink, rep
     if not shrink:
         overrides.update(phases=[Phase.explicit, Phase.reuse, Phase.generate], database=None)
 
-    def property_test(case):
-        p.fn(fn, case)
-
-    # The draw is seeded from the op, the property and the tier, never from the name under
-    # test: every implementation and candidate of an op is judged on the same cases.
-    property_test._hypothesis_internal_add_digest = f"{p.op}/{p.name}/{tier}".encode()
-    test = settings(base, **overrides)(given(case=p.cases)(property_test))
+    test = hypothesis_test(p, fn, tier, settings(base, **overrides))
     if reproduce:
         test = hypothesis.reproduce_failure(hypothesis.__version__, reproduce.encode())(test)
 
     report: list[str] = []
-    set_tier(tier, KERNEL_CAP[profile or profile_name()])
+    set_tier(tier, KERNEL_CAP[profile or profile_name()], rotation(p, profile))
     try:
         with hypothesis.reporting.with_reporter(report.append):
             test()
@@ -191,6 +198,43 @@ def _run_tier(p, fn, impl_name, tier, *, device, profile, reproduce, shrink, rep
     finally:
         set_tier("small")
     return []
+
+
+def rotation(p: spec.Property, profile: str | None = None) -> int:
+    """The kernel tier's dtype rotation for ``p`` (spec.strategies.dtype_of). A property gets
+    one or two kernel-tier examples; going through its op's kernel-tier properties in order,
+    each gets the first rotation whose first case is in a dtype none before it reached, so
+    that between them they reach every dtype they can (0 for one not among them)."""
+    return _rotations(p.op, profile or profile_name()).get(p.name, 0)
+
+
+@functools.cache
+def _rotations(op: str, profile: str) -> dict[str, int]:
+    reached: set = set()
+    out = {}
+    for q in spec.properties(op):
+        if not q.kernel:
+            continue
+        firsts = [_first_dtype(q, r, profile) for r in range(len(FLOATS))]
+        r = next((r for r, d in enumerate(firsts) if d not in reached), 0)
+        reached.add(firsts[r])
+        out[q.name] = r
+    return out
+
+
+def _first_dtype(p: spec.Property, r: int, profile: str):
+    """The dtype of ``p``'s first kernel-tier case under rotation ``r``."""
+    seen = []
+    recorder = replace(p, fn=lambda _, case: seen.append(getattr(case, "dtype", None)))
+    test = hypothesis_test(recorder, None, "kernel", settings(
+        load_profile(profile), max_examples=1, database=None, phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck)))
+    set_tier("kernel", KERNEL_CAP[profile], r)
+    try:
+        test()
+    finally:
+        set_tier("small")
+    return seen[0] if seen else None
 
 
 def _failure(e: BaseException, report: list[str], replay: str) -> Failure:
