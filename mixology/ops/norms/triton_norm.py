@@ -128,6 +128,10 @@ def backward(dy, x, weight, mean, rstd, rms):
 class _Norm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps, rms):
+        # the kernels read weight and bias as contiguous vectors: a strided or expanded one (a
+        # slice of a fused parameter, say) is copied first, D elements beside B·T·D
+        weight = weight.contiguous()
+        bias = None if bias is None else bias.contiguous()
         y, mean, rstd = forward(x, weight, bias, eps, rms)
         ctx.save_for_backward(x, weight, mean, rstd)
         ctx.rms = rms

@@ -211,6 +211,10 @@ def fused_backward(dy, x, weight, mean, rstd, num_heads):
 class _FusedTokenMixer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps, num_heads):
+        # the kernels read weight and bias as contiguous vectors: a strided or expanded one (a
+        # slice of a fused parameter, say) is copied first, D elements beside B·T·D
+        weight = weight.contiguous()
+        bias = None if bias is None else bias.contiguous()
         y, mean, rstd = fused_forward(x, weight, bias, eps, num_heads)
         ctx.save_for_backward(x, weight, mean, rstd)
         ctx.num_heads = num_heads
