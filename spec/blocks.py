@@ -27,6 +27,7 @@ from mixology.spec.numerics import assert_matches_reference, forward_backward
 from mixology.spec.strategies import (
     FLOATS,
     LAYOUTS,
+    UPSTREAM_LAYOUTS,
     BadInput,
     TokensCase,
     boundary,
@@ -280,9 +281,9 @@ def matches_reference_in_float64(op, impl, case):
     _matches_reference(op, impl, case)
 
 
-def _matches_reference(op, impl, case):
+def _matches_reference(op, impl, case, upstream_layout=None):
     fn, tensors, names, keys = _setup(op, impl, case)
-    up = relayout(case.upstream(), case.upstream_layout)
+    up = relayout(case.upstream(), upstream_layout or case.upstream_layout)
     got = forward_backward(fn, tensors, up)
     want = forward_backward(_call(op, getattr(ref, op), case, keys), tensors, up)
     bound = STRUCTURAL_EPS * eps(torch.float64) * max(scale_of(w) for w in want)
@@ -296,22 +297,22 @@ def _matches_reference(op, impl, case):
 
 @prop(TB, transformer_cases(dtypes=(torch.float64,), min_B=1, kernel=False), cost=2,
       covers={"activation": BLOCK_ACTIVATIONS, "mixer": ref.MIXERS, "causal": (False, True),
-              "positional": ref.POSITIONALS})
+              "positional": ref.POSITIONALS, "upstream": UPSTREAM_LAYOUTS})
 def block_every_channel_mixer_and_position_encoding(impl, case):
     """Every channel mixer (relu, gelu, swish, swiglu, bilinear, and none: attention-only) with
     the drawn token mixer and position encoding, and every token mixer (softmax attention,
     causal or not; quadratic attention; token mixing) with every position encoding it takes
     (none, rope, alibi) and the drawn channel mixer, match the reference composition in
     float64, forward and every gradient: each configuration is run in every example, not left
-    to the draw."""
+    to the draw. The variants take the upstream gradient's layouts in turn."""
     variants = [dataclasses.replace(case, activation=a) for a in BLOCK_ACTIVATIONS]
     variants += [dataclasses.replace(case, mixer=m, causal=c, positional=p)
                  for m, c in MIXER_CAUSAL for p in POSITIONAL_OF[m]
                  if (m, c, p) != (case.mixer, case.causal, case.positional)]
-    for v in variants:
-        if v.positional == "rope" and (v.D // v.H) % 2:
-            continue  # RoPE needs an even head size (the drawn case has one when it is rope)
-        _matches_reference(TB, impl, v)
+    for i, v in enumerate(variants):
+        if v.positional == "rope" and (v.D // v.H) % 2:  # RoPE rotates pairs: an even head
+            v = dataclasses.replace(v, D=v.D + v.H)
+        _matches_reference(TB, impl, v, UPSTREAM_LAYOUTS[i % len(UPSTREAM_LAYOUTS)])
 
 
 @_both(lambda op: _cases(op, dtypes=(torch.float64,), min_B=1, max_B=1, max_T=3, max_H=2, kernel=False,

@@ -202,23 +202,23 @@ def _run_tier(p, fn, impl_name, tier, *, device, profile, reproduce, shrink, rep
 
 def rotation(p: spec.Property, profile: str | None = None) -> int:
     """The kernel tier's dtype rotation for ``p`` (spec.strategies.dtype_of). A property gets
-    one or two kernel-tier examples; going through its op's kernel-tier properties in order,
-    each gets the first rotation whose first case is in a dtype none before it reached, so
-    that between them they reach every dtype they can (0 for one not among them)."""
+    one or two kernel-tier examples. Its op's kernel-tier properties, those that reach the
+    fewest dtypes first (then in the spec's order), each get the first rotation whose first
+    case is in a dtype none before it reached, so that between them they reach every dtype
+    they can (0 for a property not among them)."""
     return _rotations(p.op, profile or profile_name()).get(p.name, 0)
 
 
 @functools.cache
 def _rotations(op: str, profile: str) -> dict[str, int]:
+    firsts = {q.name: [_first_dtype(q, r, profile) for r in range(len(FLOATS))]
+              for q in spec.properties(op) if q.kernel}
     reached: set = set()
     out = {}
-    for q in spec.properties(op):
-        if not q.kernel:
-            continue
-        firsts = [_first_dtype(q, r, profile) for r in range(len(FLOATS))]
-        r = next((r for r, d in enumerate(firsts) if d not in reached), 0)
-        reached.add(firsts[r])
-        out[q.name] = r
+    for name in sorted(firsts, key=lambda n: len(set(firsts[n]))):
+        r = next((r for r, d in enumerate(firsts[name]) if d not in reached), 0)
+        reached.add(firsts[name][r])
+        out[name] = r
     return out
 
 
