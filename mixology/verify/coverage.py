@@ -25,21 +25,16 @@ A property that enumerates configurations inside each example declares them
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field, fields, is_dataclass, replace
-
-from hypothesis import HealthCheck, Phase, settings
+from dataclasses import dataclass, field, fields, is_dataclass
 
 from mixology import registry, spec
 from mixology.spec.strategies import (
     FLOATS,
-    KERNEL_CAP,
     LAYOUTS,
     UPSTREAM_LAYOUTS,
     BadInput,
-    load_profile,
-    set_tier,
 )
-from mixology.verify.runner import examples, hypothesis_test, rotation
+from mixology.verify.runner import examples, replay, rotation
 
 SEVERAL = 2  # the distinct values a float or int argument must take
 
@@ -93,18 +88,7 @@ def _uses_upstream_layout(p: spec.Property) -> bool:
 
 def _draw(p: spec.Property, tier: str, n: int, profile: str) -> list:
     """The cases the runner draws for ``p`` in ``tier`` with ``n`` examples (no shrinking)."""
-    out: list = []
-    recorder = replace(p, fn=lambda _, case: out.append(case))
-    test = hypothesis_test(recorder, None, tier, settings(
-        load_profile(profile), max_examples=n, database=None,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        suppress_health_check=list(HealthCheck)))
-    set_tier(tier, KERNEL_CAP[profile], rotation(p, profile))
-    try:
-        test()
-    finally:
-        set_tier("small")
-    return out
+    return replay(p, tier, n, profile, rotation(p, profile))
 
 
 def _heads(case):

@@ -224,17 +224,25 @@ def _rotations(op: str, profile: str) -> dict[str, int]:
 
 def _first_dtype(p: spec.Property, r: int, profile: str):
     """The dtype of ``p``'s first kernel-tier case under rotation ``r``."""
-    seen = []
-    recorder = replace(p, fn=lambda _, case: seen.append(getattr(case, "dtype", None)))
-    test = hypothesis_test(recorder, None, "kernel", settings(
-        load_profile(profile), max_examples=1, database=None, phases=[Phase.generate],
+    cases = replay(p, "kernel", 1, profile, r, phases=[Phase.generate])
+    return getattr(cases[0], "dtype", None) if cases else None
+
+
+def replay(p: spec.Property, tier: str, n: int, profile: str, rotation_: int,
+           phases=(Phase.explicit, Phase.reuse, Phase.generate)) -> list:
+    """The first ``n`` cases the runner draws for ``p`` in ``tier`` (no shrinking), under the
+    kernel tier's dtype rotation ``rotation_``; nothing is run on them."""
+    out: list = []
+    recorder = replace(p, fn=lambda _, case: out.append(case))
+    test = hypothesis_test(recorder, None, tier, settings(
+        load_profile(profile), max_examples=n, database=None, phases=list(phases),
         suppress_health_check=list(HealthCheck)))
-    set_tier("kernel", KERNEL_CAP[profile], r)
+    set_tier(tier, KERNEL_CAP[profile], rotation_)
     try:
         test()
     finally:
         set_tier("small")
-    return seen[0] if seen else None
+    return out
 
 
 def _failure(e: BaseException, report: list[str], replay: str) -> Failure:
