@@ -273,26 +273,36 @@ def shape_dtype_device(op, impl, case):
 STRUCTURAL_EPS = 2**12
 
 
-@_both(lambda op: _cases(op, dtypes=(torch.float64,), min_B=1), cost=2)
+@_both(lambda op: _cases(op, dtypes=(torch.float64,), min_B=1), cost=2,
+       covers={"upstream": UPSTREAM_LAYOUTS})
 def matches_reference_in_float64(op, impl, case):
     """Forward and the gradients of x and every parameter equal the reference composition's
     (every component its einops reference) in float64, to 2^12 eps of the block's largest
-    output or gradient: the wiring, not the rounding (which each component's spec checks)."""
-    _matches_reference(op, impl, case)
+    output or gradient: the wiring, not the rounding (which each component's spec checks).
+    One forward, then a backward for the upstream gradient in each layout (retain_graph)."""
+    start = UPSTREAM_LAYOUTS.index(case.upstream_layout)
+    _matches_reference(op, impl, case, UPSTREAM_LAYOUTS[start:] + UPSTREAM_LAYOUTS[:start])
 
 
-def _matches_reference(op, impl, case, upstream_layout=None):
+def _matches_reference(op, impl, case, upstream_layouts=None):
+    """The block against the reference composition, one backward per upstream layout."""
     fn, tensors, names, keys = _setup(op, impl, case)
-    up = relayout(case.upstream(), upstream_layout or case.upstream_layout)
-    got = forward_backward(fn, tensors, up)
+    up = case.upstream()
     want = forward_backward(_call(op, getattr(ref, op), case, keys), tensors, up)
     bound = STRUCTURAL_EPS * eps(torch.float64) * max(scale_of(w) for w in want)
-    errs = {n: max_abs_err(g, w) if g is not None else float("inf")
-            for n, g, w in zip(("y", *names), got, want, strict=True)}
-    bad = {n: e for n, e in errs.items() if not e <= bound}
-    where = f"{case.activation}/{case.positional}: " if op == TB else ""
-    assert not bad, (f"{where}differs from the reference composition by more than {bound:.2e}: "
-                     + ", ".join(f"{n} {e:.2e}" for n, e in bad.items()))
+    leaves = [leaf(t) for t in tensors]
+    y = fn(*leaves)
+    layouts = upstream_layouts or (case.upstream_layout,)
+    for i, layout in enumerate(layouts):
+        grads = torch.autograd.grad(y, leaves, relayout(up, layout), allow_unused=True,
+                                    retain_graph=i + 1 < len(layouts))
+        errs = {n: max_abs_err(g, w) if g is not None else float("inf")
+                for n, g, w in zip(("y", *names), (y.detach(), *grads), want, strict=True)}
+        bad = {n: e for n, e in errs.items() if not e <= bound}
+        where = f"{case.activation}/{case.positional}: " if op == TB else ""
+        assert not bad, (f"{where}upstream gradient {layout}: differs from the reference "
+                         f"composition by more than {bound:.2e}: "
+                         + ", ".join(f"{n} {e:.2e}" for n, e in bad.items()))
 
 
 @prop(TB, transformer_cases(dtypes=(torch.float64,), min_B=1, kernel=False), cost=2,
@@ -312,7 +322,7 @@ def block_every_channel_mixer_and_position_encoding(impl, case):
     for i, v in enumerate(variants):
         if v.positional == "rope" and (v.D // v.H) % 2:  # RoPE rotates pairs: an even head
             v = dataclasses.replace(v, D=v.D + v.H)
-        _matches_reference(TB, impl, v, UPSTREAM_LAYOUTS[i % len(UPSTREAM_LAYOUTS)])
+        _matches_reference(TB, impl, v, (UPSTREAM_LAYOUTS[i % len(UPSTREAM_LAYOUTS)],))
 
 
 @_both(lambda op: _cases(op, dtypes=(torch.float64,), min_B=1, max_B=1, max_T=3, max_H=2, kernel=False,

@@ -9,14 +9,16 @@
   gradient into the upstream-gradient buffer by default.
 - ``every_input_in_every_layout``: every tensor input, parameters included, and the upstream
   gradient in each memory layout (contiguous, transposed, strided, offset, expanded), every
-  layout in every example: a kernel that drops a weight's strides is wrong only when the
-  caller passes a transposed or sliced weight.
+  layout in every example, in turn in every float dtype: a kernel that drops a weight's
+  strides is wrong only when the caller passes a transposed or sliced weight.
 
 A failure says which of these happened, where a comparison with the reference would only say
 that a gradient is off.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from hypothesis.strategies import SearchStrategy
@@ -25,7 +27,14 @@ from mixology import registry
 from mixology.spec import SIGNATURES, Property, Signature, prop
 from mixology.spec.helpers import bits, leaf
 from mixology.spec.numerics import assert_matches_reference, assert_results_match_reference
-from mixology.spec.strategies import LAYOUTS, UPSTREAM_LAYOUTS, cast_keeping_layout, relayout
+from mixology.spec.strategies import (
+    FLOATS,
+    LAYOUTS,
+    UPSTREAM_LAYOUTS,
+    cast_keeping_layout,
+    other_dtypes,
+    relayout,
+)
 
 
 def _small(cases: SearchStrategy) -> SearchStrategy:
@@ -95,22 +104,27 @@ def inputs_left_unmodified(sig: Signature, impl, case):
 def every_input_in_every_layout(sig: Signature, impl, case):
     """Every tensor input (parameters too) and the upstream gradient in each memory layout
     (contiguous, transposed, strided, offset, expanded; all tensors in one layout at a time,
-    every layout in every example): forward and every gradient within the tolerance policy."""
+    every layout in every example), the layouts in turn in each float dtype (the case's
+    first): forward and every gradient within the tolerance policy."""
     reference = registry.get(sig.op).fn
-    for layout in LAYOUTS:
-        tensors = [relayout(t, layout) for t in sig.tensors(case)]
+    dtypes = other_dtypes(case.dtype)
+    for i, layout in enumerate(LAYOUTS):
+        c = dataclasses.replace(case, dtype=dtypes[i % len(dtypes)])
+        tensors = [relayout(t, layout) for t in sig.tensors(c)]
         try:
-            assert_matches_reference(sig.call(impl, case), sig.call(reference, case), tensors,
-                                     sig.grad_names(case), upstream=sig.upstream(case),
+            assert_matches_reference(sig.call(impl, c), sig.call(reference, c), tensors,
+                                     sig.grad_names(c), upstream=sig.upstream(c),
                                      upstream_layout=layout)
         except AssertionError as e:
-            raise AssertionError(f"every input and the upstream gradient {layout}: {e}") from None
+            raise AssertionError(f"every input and the upstream gradient {layout}, "
+                                 f"{str(c.dtype).removeprefix('torch.')}: {e}") from None
 
 
 GENERIC = (reentrant_backward, inputs_left_unmodified, every_input_in_every_layout)
 # what a generic property enumerates inside each example (for the coverage report)
 COVERS = {every_input_in_every_layout: lambda sig: {
-    **{f"layout({name})": LAYOUTS for name in sig.inputs}, "upstream": UPSTREAM_LAYOUTS}}
+    **{f"layout({name})": LAYOUTS for name in sig.inputs}, "upstream": UPSTREAM_LAYOUTS,
+    "dtype (small)": FLOATS}}
 
 
 def _bound(fn, sig: Signature):

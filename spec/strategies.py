@@ -60,6 +60,9 @@ KERNEL_EXAMPLES = {"ci": 2, "dev": 10, "thorough": 50}
 KERNEL_CAP = {"ci": 1025, "dev": 4097, "thorough": 4097}
 # the tier strategies draw from now, and the rotation of its dtypes; the runner sets them
 TIER = {"name": "small", "cap": 4097, "rotation": 0}
+# the dtypes the implementation under check supports (a candidate's declaration; None: all),
+# for properties that enumerate dtypes inside an example (``other_dtypes``); the runner sets it
+DECLARED = {"dtypes": None}
 BOUNDARY = tuple(sorted({1, 2, 3, 5, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093}
                         | {2**k + o for k in range(2, 13) for o in (-1, 0, 1)}))
 
@@ -93,6 +96,15 @@ def dtype_of(dtypes):
         k = TIER["rotation"] % len(dtypes)
         dtypes = dtypes[k:] + dtypes[:k]
     return st.sampled_from(dtypes)
+
+
+def other_dtypes(dtype) -> list:
+    """The float dtypes the implementation under check supports, ``dtype`` first, then the
+    others in FLOATS' order after it: a property that enumerates dtypes inside an example
+    walks them in turn."""
+    allowed = [d for d in FLOATS if DECLARED["dtypes"] is None or d in DECLARED["dtypes"]]
+    k = allowed.index(dtype) if dtype in allowed else 0
+    return allowed[k:] + allowed[:k]
 
 
 def kernel_tier() -> bool:

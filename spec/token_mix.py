@@ -9,6 +9,8 @@ TokenMixer block ``token_mixer`` = ``LayerNorm(x + token_mix(x))``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from hypothesis import strategies as st
 
@@ -29,6 +31,7 @@ from mixology.spec.strategies import (
     kernel_tier,
     make_tensor,
     optional,
+    other_dtypes,
     relayout,
     sized,
 )
@@ -340,12 +343,15 @@ def bad_input_raises(impl, case):
 
 # token_unmix: the inverse permutation, and the gradient of token_mix.
 
-@prop(UNMIX, mix_cases(), exact=True)
+@prop(UNMIX, mix_cases(), exact=True,
+      covers={"dtype (small)": FLOATS, "dtype (kernel)": FLOATS})
 def unmix_matches_reference_bitwise(impl, case):
-    """Equals the einops reference bit for bit."""
-    y = case.x()
-    assert_bitwise_equal(impl(y, case.num_heads), ref.token_unmix(y, case.num_heads),
-                         "token_unmix")
+    """Equals the einops reference bit for bit, in every float dtype (the case's first): a
+    permutation is exact in each."""
+    for dtype in other_dtypes(case.dtype):
+        y = dataclasses.replace(case, dtype=dtype).x()
+        assert_bitwise_equal(impl(y, case.num_heads), ref.token_unmix(y, case.num_heads),
+                             f"token_unmix in {str(dtype).removeprefix('torch.')}")
 
 
 @prop(UNMIX, mix_cases(), exact=True)

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from mixology import registry, spec
 from mixology.spec import generic
 from mixology.spec.strategies import (
+    DECLARED,
     FLOATS,
     KERNEL_CAP,
     KERNEL_EXAMPLES,
@@ -105,9 +106,13 @@ def check(p: spec.Property, fn: Callable, impl_name: str, *, device: str = "cpu"
             p = replace(p, cases=sized(p.cases.filter(
                 lambda c: getattr(c, "dtype", None) in (*dtypes, None)), p.kernel))
     for tier in run:
-        failures = _run_tier(p, fn, impl_name, tier, device=device, profile=profile,
-                             reproduce=reproduce, shrink=shrink, replay_args=replay_args,
-                             cost=cost)
+        DECLARED["dtypes"] = dtypes
+        try:
+            failures = _run_tier(p, fn, impl_name, tier, device=device, profile=profile,
+                                 reproduce=reproduce, shrink=shrink, replay_args=replay_args,
+                                 cost=cost)
+        finally:
+            DECLARED["dtypes"] = None
         if failures:
             return Outcome(p.op, impl_name, p.name, False, time.perf_counter() - start,
                            failures, tier, p.kind)

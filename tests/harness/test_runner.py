@@ -1,5 +1,7 @@
 """The runner: several distinct failures are each explained; tiers and replay."""
 
+import dataclasses
+
 import torch
 from hypothesis import strategies as st
 
@@ -70,3 +72,21 @@ def test_rounding_floor_follows_the_terms_not_the_result():
     y = torch.ones(4)
     sigma = rounding_error(lambda a, b: (a.sum() - a.sum()) + b.sum(), (x, y))[0]
     assert float(sigma) > 1e4 * torch.finfo(torch.float32).eps / 4
+
+
+def test_dtypes_enumerated_inside_an_example_are_the_declared_ones():
+    """every_input_in_every_layout walks the float dtypes inside each example: for an
+    implementation that declares some dtypes it walks those only, and all of them."""
+    from mixology.ops.norms.reference import rms_norm
+
+    p = next(q for q in spec.properties("rms_norm") if q.name == "every_input_in_every_layout")
+    for declared in ((torch.float32, torch.bfloat16), None):
+        seen = set()
+
+        def impl(x, weight, eps=1e-5, seen=seen):
+            seen.add(x.dtype)
+            return rms_norm(x, weight, eps)
+
+        q = p if declared is None else dataclasses.replace(p, only_dtypes=declared)
+        assert runner.check(q, impl, "x", profile="ci", sizes="small").ok
+        assert seen == set(declared or spec.strategies.FLOATS), seen

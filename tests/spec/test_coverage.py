@@ -1,5 +1,5 @@
 """The input-space coverage report (mixology.verify.coverage): it replays the runner's very
-draw, it finds a gap when one is made, and no op has a gap beyond the ones listed here."""
+draw, it finds a gap when one is made, and no op has a gap."""
 
 import dataclasses
 
@@ -9,22 +9,10 @@ from mixology import spec
 from mixology.cli import main
 from mixology.verify import coverage, runner
 
-# Entries the ci draw does not reach yet, each the work left on its op. The test fails on any
-# other gap, and on a listed one that is covered now (then take it off the list).
-KNOWN_GAPS = {
-    "rankmixer_block": {"upstream: expanded", "upstream: strided"},
-    "bilinear": {"dtype (small): float16"},
-    "per_token_ffn": {"dtype (small): float16"},
-    "token_unmix": {"dtype (kernel): bfloat16"},
-}
-
 
 @pytest.mark.parametrize("op", [s.op for s in spec.signatures()])
-def test_no_gap_but_the_listed_ones(op):
-    gaps = set(coverage.coverage(op).gaps())
-    known = KNOWN_GAPS.get(op, set())
-    assert gaps <= known, f"{op}: uncovered {sorted(gaps - known)}"
-    assert known <= gaps, f"{op}: {sorted(known - gaps)} covered now: take it off KNOWN_GAPS"
+def test_every_op_is_covered(op):
+    assert coverage.coverage(op).gaps() == []
 
 
 @pytest.mark.parametrize("tier", ["small", "kernel"])
