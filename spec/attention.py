@@ -100,8 +100,9 @@ def _attn_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=ATTN_LAYOUTS, min_B
 @st.composite
 def long_prefix_cases(draw):
     """Quadratic attention over a long prefix in float16/bfloat16: B = H = 1, T from 1021 to
-    4096, d and d_v up to 4 (the same in every tier: long is the point)."""
-    return AttnCase(B=1, H=1, T=draw(boundary(1021, 4096, capped=False)),
+    the profile's cap (1025 under ci, 4096 under dev: the interpreted kernels' cost grows
+    with T, the reference's with T²), d and d_v up to 4, in every tier: long is the point."""
+    return AttnCase(B=1, H=1, T=draw(boundary(1021, 4096)),
                     d=draw(st.sampled_from((4, 1, 2, 3))),  # the first example: the largest
                     dv=draw(st.sampled_from((4, 1, 2, 3))),
                     dtype=draw(st.sampled_from((torch.bfloat16, torch.float16))),
@@ -304,9 +305,10 @@ def quad_matches_across_chunks(impl, case):
 
 @prop(QUAD, long_prefix_cases(), cost=12, kind="numerics")
 def quad_long_prefix_low_precision(impl, case):
-    """float16/bfloat16 over 1021 to 4096 tokens (B = H = 1, d <= 4): forward and gradients within
-    the tolerance policy of the reference, whose sums accumulate in float32. A prefix state kept
-    in the input dtype rounds every one of T updates at the state's scale."""
+    """float16/bfloat16 over 1021 tokens to the profile's cap (B = H = 1, d <= 4): forward and
+    gradients within the tolerance policy of the reference, whose sums accumulate in float32.
+    A prefix state kept in the input dtype rounds every one of T updates at the state's
+    scale."""
     assert_matches_reference(impl, ref.quadratic_attention, case.qkv(), ("dq", "dk", "dv"),
                              upstream=case.upstream())
 
