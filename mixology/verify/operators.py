@@ -118,8 +118,9 @@ class _GradHook(torch.autograd.Function):
 
 
 class _Backward(torch.autograd.Function):
-    """``ref(*args)`` whose backward is ``backward(args, grads, g)``: the reference's own
-    gradients of the positional float tensors, changed as the mutant changes them."""
+    """``ref(*args)`` whose backward is ``backward(args, grads, gs)``: the reference's own
+    gradients of the positional float tensors, changed as the mutant changes them (``gs``:
+    the upstream gradient of each output)."""
 
     @staticmethod
     def forward(ctx, ref, args, backward, *tensors):
@@ -127,19 +128,45 @@ class _Backward(torch.autograd.Function):
         ctx.inner = [t.detach().requires_grad_(t.requires_grad) for t in tensors]
         with torch.enable_grad():
             ctx.y = ref(*_fill(args, ctx.inner))
-        return ctx.y.detach()
+        ctx.several = isinstance(ctx.y, tuple)
+        ys = ctx.y if ctx.several else (ctx.y,)
+        out = tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in ys)
+        return out if ctx.several else out[0]
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx, *gs):
         want = [t for t in ctx.inner if t.requires_grad]
-        got = iter(torch.autograd.grad(ctx.y, want, g, retain_graph=True, allow_unused=True))
+        got = iter(_vjp(ctx.y, want, gs, retain_graph=True))
         grads = [next(got) if t.requires_grad else None for t in ctx.inner]
         args = _fill(ctx.args, [t.detach() for t in ctx.inner])
         full = [None] * len(args)
         for j, grad in zip(_positions(args), grads, strict=True):
             full[j] = grad
-        full = ctx.backward(args, full, g)
+        full = ctx.backward(args, full, gs)
         return (None, None, None, *[full[j] for j in _positions(args)])
+
+
+def _outputs(y) -> list:
+    """An op's output as a list: several for an op that returns a tuple."""
+    return list(y) if isinstance(y, tuple) else [y]
+
+
+def _vjp(y, inputs, gs, retain_graph=False):
+    """The gradients of ``inputs`` given the upstream gradient ``gs[i]`` of each output
+    (None: zero), for one output or a tuple of them."""
+    pairs = [(t, g) for t, g in zip(_outputs(y), gs, strict=False)
+             if isinstance(t, torch.Tensor) and t.requires_grad and g is not None]
+    if not pairs:
+        return [None] * len(inputs)
+    return torch.autograd.grad([t for t, _ in pairs], inputs, [g for _, g in pairs],
+                               retain_graph=retain_graph, allow_unused=True)
+
+
+def _each_output(y, f):
+    """``f`` applied to the output, or to each float tensor of a tuple of outputs."""
+    if isinstance(y, tuple):
+        return tuple(f(t) if _is_float_tensor(t) else t for t in y)
+    return f(y) if _is_float_tensor(y) else y
 
 
 def _positions(args) -> list[int]:
@@ -165,8 +192,8 @@ def _with_backward(ref: Callable, backward: Callable) -> Callable:
 
 def _on_output(ref: Callable, hook: Callable) -> Callable:
     def mutant(*args):
-        y = ref(*args)
-        return _Identity.apply(y, hook) if _is_float_tensor(y) and y.requires_grad else y
+        return _each_output(ref(*args), lambda y: _Identity.apply(y, hook)
+                            if y.requires_grad else y)
 
     return mutant
 
@@ -293,12 +320,13 @@ def _low_precision_intermediates(op, sig, ref):
 def _tail_unwritten(op, sig, ref):
     for dim_name, (d, past) in sig.tails.items():
         def mutant(*args, _d=d, _past=past):
-            y = ref(*args)
-            if not _is_float_tensor(y) or y.dim() <= _d or y.shape[_d] <= _past:
-                return y
-            keep = torch.ones_like(y, dtype=torch.bool)
-            keep.narrow(_d, _past, y.shape[_d] - _past).fill_(False)
-            return torch.where(keep, y, torch.full_like(y, float("nan")))
+            out = ref(*args)
+            y, *rest = _outputs(out)  # the first output's dims are the signature's tails
+            if _is_float_tensor(y) and y.dim() > _d and y.shape[_d] > _past:
+                keep = torch.ones_like(y, dtype=torch.bool)
+                keep.narrow(_d, _past, y.shape[_d] - _past).fill_(False)
+                y = torch.where(keep, y, torch.full_like(y, float("nan")))
+            return (y, *rest) if isinstance(out, tuple) else y
 
         yield (f"tail_unwritten({dim_name}, past={past})", mutant,
                f"The output past index {past} along {dim_name} is never written (NaN): a tile "
@@ -307,12 +335,20 @@ def _tail_unwritten(op, sig, ref):
 
 def _output_perturbed(op, sig, ref, k=KILL_K):
     def mutant(*args):
-        y = ref(*args)
-        if not _is_float_tensor(y) or y.numel() == 0:
-            return y
-        unit = _own_error(y.detach(), lambda: ref(*[a.detach().double() if _is_float_tensor(a)
-                                                    else a for a in args]))
-        return y + (k * unit * _signs(y)).to(y.dtype)
+        out = ref(*args)
+        high = []  # the float64 reference's outputs, computed once when first needed
+
+        def perturbed(i, y):
+            if not _is_float_tensor(y) or y.numel() == 0:
+                return y
+            if not high:
+                high.extend(_outputs(ref(*[a.detach().double() if _is_float_tensor(a) else a
+                                           for a in args])))
+            unit = _own_error(y.detach(), lambda: high[i])
+            return y + (k * unit * _signs(y)).to(y.dtype)
+
+        ys = [perturbed(i, y) for i, y in enumerate(_outputs(out))]
+        return tuple(ys) if isinstance(out, tuple) else ys[0]
 
     yield (f"output_perturbed({k})", mutant,
            f"The output off by {k} units of the reference's own error.")
@@ -323,14 +359,15 @@ def _grad_perturbed(op, sig, ref, k=KILL_K):
     for name in sig.inputs:
         i = names.index(name)
 
-        def backward(args, grads, g, _i=i):
+        def backward(args, grads, gs, _i=i):
             if grads[_i] is None:
                 return grads
             # the reference's own error in this gradient: the same backward in float64
             a64 = [a.detach().double().requires_grad_(j == _i) if _is_float_tensor(a) else a
                    for j, a in enumerate(args)]
             with torch.enable_grad():
-                (g64,) = torch.autograd.grad(ref(*a64), a64[_i], g.double())
+                (g64,) = _vjp(ref(*a64), [a64[_i]],
+                              [g.double() if g is not None else None for g in gs])
             unit = _own_error(grads[_i], lambda: g64)
             grads = list(grads)
             grads[_i] = grads[_i] + (k * unit * _signs(grads[_i])).to(grads[_i].dtype)
