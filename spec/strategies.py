@@ -56,7 +56,7 @@ SIZES_ENV = "MIXOLOGY_SIZES"
 KERNEL_EXAMPLES = {"ci": 2, "dev": 10, "thorough": 50}
 # The largest kernel-tier dim per profile: ci's budget stops just past 1024 (a tile of 1024
 # crossed), dev and thorough go to 4097. Long-sequence properties draw T from 1021 in every
-# tier: to the cap (quadratic attention, whose checks cost T or T²), or to 4096
+# tier: to the cap (quadratic and linear attention, whose checks cost T or T²), or to 4096
 # whatever the profile (RoPE's and the sinusoids' large positions, which cost little).
 KERNEL_CAP = {"ci": 1025, "dev": 4097, "thorough": 4097}
 # the tier strategies draw from now, and the rotation of its dtypes; the runner sets them

@@ -1,5 +1,5 @@
 """A user's kernels: independent implementations of every op, written without the references
-(plain torch, torch.nn.functional, online softmax, a token-by-token recurrence, complex
+(plain torch, torch.nn.functional, online softmax, token-by-token recurrences, complex
 rotation), with input checks of their own. The spec must accept every one of them
 (tests/spec/test_candidates.py); ``bad_token_mix`` (the permute-back mixer) it must reject.
 """
@@ -181,6 +181,45 @@ def quadratic_attention_recurrent(q, k, v):
     return y.to(q.dtype)
 
 
+def linear_attention_token_by_token(q, k, v, g=None, scale=None, initial_state=None,
+                                    output_final_state=False):
+    """fla's recurrent kernel written out: q scaled first, then per token the state decays by
+    exp(g_t) and takes k_tᵀ v_t (a matmul of a column by a row), o_t = q_t S_t; float32
+    state."""
+    _qkv_checks(q, k, v)
+    B, H, T, dk = q.shape
+    dv = v.shape[-1]
+    if g is not None:
+        _tensor(g, "g", 3)
+        _need(tuple(g.shape) == (B, H, T), "g", "must be (B, H, T)")
+        _need(g.dtype in (q.dtype, _acc(q).dtype), "g", "dtype is neither q's nor float32",
+              TypeError)
+        _need(not bool((g > 0).any()), "g", "a log-decay must be <= 0")
+    if scale is not None:
+        _need(isinstance(scale, (int, float)) and not isinstance(scale, bool), "scale",
+              "expected a float", TypeError)
+        _need(math.isfinite(scale) and scale > 0, "scale", "must be finite and > 0")
+    if initial_state is not None:
+        _tensor(initial_state, "initial_state", 4)
+        _need(tuple(initial_state.shape) == (B, H, dk, dv), "initial_state",
+              "must be (B, H, d_k, d_v)")
+        _need(initial_state.dtype in (q.dtype, _acc(q).dtype), "initial_state",
+              "dtype is neither q's nor float32", TypeError)
+    _flag(output_final_state, "output_final_state")
+    qf = _acc(q) * (dk ** -0.5 if scale is None else scale)
+    kf, vf = _acc(k), _acc(v)
+    S = (_acc(initial_state) if initial_state is not None
+         else qf.new_zeros(B, H, dk, dv))
+    outs = []
+    for t in range(T):
+        if g is not None:
+            S = S * torch.exp(_acc(g[:, :, t]))[:, :, None, None]
+        S = S + torch.matmul(kf[:, :, t, :, None], vf[:, :, t, None, :])
+        outs.append(torch.matmul(qf[:, :, t, None, :], S)[:, :, 0])
+    o = torch.stack(outs, dim=2) if outs else qf.new_zeros(B, H, 0, dv)
+    return o.to(q.dtype), (S if output_final_state else None)
+
+
 # --- positional encodings -------------------------------------------------------------------
 
 def rope_complex(x, interleaved=False):
@@ -328,6 +367,7 @@ CORRECT = {
     "rms_norm": ["rms_norm_by_hand"],
     "softmax_attention": ["online_softmax_attention"],
     "quadratic_attention": ["quadratic_attention_recurrent"],
+    "linear_attention": ["linear_attention_token_by_token"],
     "rope": ["rope_complex"],
     "alibi": ["alibi_broadcast"],
     "sinusoidal": ["sinusoidal_exp_log"],
