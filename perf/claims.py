@@ -69,7 +69,8 @@ def report(results: list[dict]) -> str:
                      "the speed claims need a GPU run (verdicts below say n/a).")
     everything, results = results, [r for r in results if r["entry"] == "token_mixer"]
     if not results:
-        return "\n".join(lines + quadratic_report(everything) + pffn_report(everything)
+        return "\n".join(lines + quadratic_report(everything) + linear_report(everything)
+                         + pffn_report(everything)
                          + norms_report(everything))
     dtype = "bf16" if any(r["dtype"] == "bf16" for r in results) else results[0]["dtype"]
     tsweep = [r for r in results if r["sweep"] == "T" and r["dtype"] == dtype]
@@ -137,7 +138,8 @@ def report(results: list[dict]) -> str:
         rs, rb = ratio("fwd", "sdpa", T_), ratio("fwd", "attention_block", T_)
         if rs or rb:
             lines.append(f"  T={T_:>6}: SDPA/mixer {_x(rs):>9}   attention block/mixer {_x(rb):>9}")
-    lines += quadratic_report(everything) + pffn_report(everything) + norms_report(everything)
+    lines += (quadratic_report(everything) + linear_report(everything) + pffn_report(everything)
+              + norms_report(everything))
     return "\n".join(lines)
 
 
@@ -232,6 +234,33 @@ def quadratic_report(results: list[dict]) -> list[str]:
                      if r["impl"] == "triton" and r.get("peak_mem_bytes"))
         if len(mem) >= 3:
             lines.append(f"    triton peak memory ~T^{_slope(mem[len(mem) // 2:]):.2f}")
+    return lines
+
+
+def linear_report(results: list[dict]) -> list[str]:
+    """Linear attention: each form's scaling exponent in T (as for quadratic attention), and
+    at each T of the run the chunked form's time against causal SDPA and against quadratic
+    attention's chunked linear form at the same B, H, d."""
+    lin = [r for r in results if r["entry"] == "linear_attention" and r["mode"] == "fwd"]
+    if not lin:
+        return []
+    lines = ["\nlinear attention (fwd, B=2, H=8, a log-decay per head and step; d_head = D)"]
+    for dtype, d in sorted({(r["dtype"], r["D"]) for r in lin}):
+        pts = [r for r in lin if r["dtype"] == dtype and r["D"] == d]
+        exps = []
+        for impl in sorted({r["impl"] for r in pts}):
+            series = sorted((r["T"], r["median_s"]) for r in pts if r["impl"] == impl)
+            k = _slope(series[len(series) // 2:]) if len(series) >= 3 else None
+            exps.append(f"{impl} T^{k:.2f}" if k is not None else f"{impl} (too few T)")
+        lines.append(f"  {dtype} d={d}: time grows as " + ", ".join(exps))
+        quad = [r for r in results if (r["entry"], r["mode"], r["dtype"], r["D"], r["impl"])
+                == ("quadratic_attention", "fwd", dtype, d, "chunked")]
+        for T in sorted({r["T"] for r in pts if r["impl"] == "chunked"}):
+            a = _time(pts, impl="chunked", T=T)
+            ratios = [f"{name} / chunked {b / a:.2f}x" for name, b in (
+                ("sdpa_causal", _time(pts, impl="sdpa_causal", T=T)),
+                ("quadratic chunked", _time(quad, impl="chunked", T=T))) if b and a]
+            lines.append(f"    T={T}: " + (", ".join(ratios) or "no baseline measured"))
     return lines
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mixology.bench.history import Run
 
-COMPUTE_BOUND = ("quadratic_attention", "per_token_ffn")  # plotted in TFLOP/s
+COMPUTE_BOUND = ("quadratic_attention", "linear_attention", "per_token_ffn")  # in TFLOP/s
 
 
 def plot_run(run: Run, out_dir: str | Path) -> list[Path]:
@@ -64,7 +64,7 @@ def plot_run(run: Run, out_dir: str | Path) -> list[Path]:
                     pts = sorted(pts, key=lambda p: p[x])
                     ax_b.loglog([p[x] for p in pts], [p["tflops"] for p in pts], "o-",
                                 label=impl)
-                if entry == "quadratic_attention":
+                if entry in ("quadratic_attention", "linear_attention"):
                     ax_b.set(ylabel="TFLOP/s (each algorithm's own FLOPs)")
                     other = f"d_head={fixed}"
                 else:

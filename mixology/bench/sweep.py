@@ -162,7 +162,8 @@ def headline(device: str) -> list[Point]:
     """The points a short GPU session measures first (``full``'s sizes on CUDA, ``cpu``'s
     elsewhere): the TokenMixer's forward and backward (triton, compiled, eager) at three T, and
     the attention baselines at the seed's T = 512 for its claims; quadratic attention's linear
-    form against the O(T²) reference and causal SDPA from T = 1024 up (the crossover); the
+    form against the O(T²) reference and causal SDPA from T = 1024 up (the crossover), and
+    linear attention's chunked form against causal SDPA at the same sizes; the
     per-token FFN at its largest batch; the norms at two D."""
     base = sweep("full" if device == "cuda" else "cpu", device)
     mixer = [p for p in base if p.entry == "token_mixer" and p.sweep == "T"]
@@ -177,6 +178,9 @@ def headline(device: str) -> list[Point]:
     quad = [p for p in base if p.entry == "quadratic_attention" and p.mode == "fwd"]
     d = max(p.D for p in quad)
     keep += [p for p in quad if p.D == d and (device != "cuda" or 1024 <= p.T <= 16384)]
+    lin = [p for p in base if p.entry == "linear_attention" and p.mode == "fwd"
+           and p.impl != "reference" and p.D == d]
+    keep += [p for p in lin if device != "cuda" or 1024 <= p.T <= 16384]
     pffn = [p for p in base if p.entry == "per_token_ffn" and p.sweep == "B" and p.mode == "fwd"]
     keep += [p for p in pffn if p.B == max(q.B for q in pffn)]
     norms = [p for p in base if p.entry in ("layer_norm", "rms_norm")]
@@ -342,6 +346,49 @@ def build_quadratic_attention(p: Point, device: str):
         return torch.autograd.grad(op(*leaves), leaves, dy)
 
     return fwd_bwd, nbytes + 7 * bh * p.T * d * size, 3 * flops
+
+
+LINEAR_IMPLS = ("reference", "chunked", "sdpa_causal")
+
+
+def _linear_points(e: Entry, sizes: str, device: str) -> list[Point]:
+    """Quadratic attention's sizes (the same B, H, d and T, so the two read side by side)."""
+    s = QUAD_SIZES[sizes]
+    return [Point(e.name, impl, mode, QUAD_B, T, d, dtype, "T")
+            for dtype in s["dtypes"] for d in s["ds"] for impl in e.impls for mode in e.modes
+            for T in s["Ts"] if impl != "reference" or T <= REFERENCE_MAX_T]
+
+
+@entry("linear_attention", LINEAR_IMPLS, ("fwd", "fwd+bwd"), points=_linear_points)
+def build_linear_attention(p: Point, device: str):
+    """Gated linear attention (q, k, v: (B, H, T, d), d = Point.D, a log-decay g per head and
+    step): the O(T²) einops reference and the chunked torch form (chunks of 64), against
+    causal softmax attention by SDPA, the O(T²) kernel a user would otherwise run."""
+    dtype = DTYPES[p.dtype]
+    g = _generator(device)
+    q, k, v = (torch.randn(p.B, QUAD_H, p.T, p.D, device=device, dtype=dtype, generator=g)
+               for _ in range(3))
+    decay = -torch.rand(p.B, QUAD_H, p.T, device=device, generator=g).to(dtype) / 16
+    bh, size, d, C = p.B * QUAD_H, torch.finfo(dtype).bits // 8, p.D, 64
+    if p.impl == "sdpa_causal":
+        def forward(q_, k_, v_):
+            return F.scaled_dot_product_attention(q_, k_, v_, is_causal=True)
+
+        flops = 2 * bh * p.T * p.T * 2 * d  # QKᵀ and PV, the causal half
+    else:
+        fn = mixology.registry.get("linear_attention", p.impl).fn
+
+        def forward(q_, k_, v_):
+            return fn(q_, k_, v_, decay)[0]
+
+        if p.impl == "reference":
+            flops = 2 * bh * p.T * p.T * 2 * d  # the full T x T scores, masked
+        else:  # per token: k vᵀ into the state, q S out, and the intra-chunk part
+            flops = bh * p.T * (4 * d * d + 2 * min(C, p.T) * 2 * d)
+    nbytes = 4 * bh * p.T * d * size + bh * p.T * size  # q, k, v, g read, o written
+    if p.mode == "fwd":
+        return (lambda: forward(q, k, v)), nbytes, flops
+    return _fwd_or_fwd_bwd(p, forward, [q, k, v]), nbytes + 7 * bh * p.T * d * size, 3 * flops
 
 
 def _fwd_or_fwd_bwd(p: Point, forward: Callable, tensors: list) -> Callable:
