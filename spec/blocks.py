@@ -94,7 +94,7 @@ def _min_head_dim(H: int) -> int:
 
 
 MIXER_CAUSAL = (("softmax_attention", False), ("softmax_attention", True),
-                ("quadratic_attention", True), ("token_mix", False))
+                ("quadratic_attention", True), ("linear_attention", True), ("token_mix", False))
 
 
 def transformer_cases(*, kernel=True, **kw):
@@ -105,7 +105,8 @@ def transformer_cases(*, kernel=True, **kw):
 BLOCK_ACTIVATIONS = ("relu", "gelu", "swish", "swiglu", "bilinear", "none")
 # the positional encodings each mixer takes
 POSITIONAL_OF = {"softmax_attention": ("none", "rope", "alibi"),
-                 "quadratic_attention": ("none", "rope"), "token_mix": ("none",)}
+                 "quadratic_attention": ("none", "rope"), "linear_attention": ("none", "rope"),
+                 "token_mix": ("none",)}
 
 
 @st.composite
@@ -208,6 +209,8 @@ def bad_block_inputs(op: str):
             BadInput("norm unknown", args(norm="batch"), ValueError, ("norm",)),
             BadInput("causal is an int", args(causal=1), TypeError, ("causal",)),
             BadInput("quadratic attention not causal", args(mixer="quadratic_attention"),
+                     ValueError, ("causal",)),
+            BadInput("linear attention not causal", args(mixer="linear_attention"),
                      ValueError, ("causal",)),
             BadInput("sandwich without its post norms", args(residual="sandwich"), ValueError,
                      ("norm1_post",)),
@@ -317,7 +320,7 @@ def _matches_reference(op, impl, case, upstream_layouts=None):
 def block_every_channel_mixer_and_position_encoding(impl, case):
     """Every channel mixer (relu, gelu, swish, swiglu, bilinear, and none: attention-only) with
     the drawn token mixer and position encoding, and every token mixer (softmax attention,
-    causal or not; quadratic attention; token mixing) with every position encoding it takes
+    causal or not; quadratic and linear attention; token mixing) with every position encoding it takes
     (none, rope, alibi) and the drawn channel mixer, match the reference composition in
     float64, forward and every gradient: each configuration is run in every example, not left
     to the draw. The variants take the upstream gradient's layouts in turn."""

@@ -34,7 +34,8 @@ class ModelConfig:
     n_layers: int = 4
     n_heads: int = 4
     ff_mult: int = 4  # channel mixer width F = ff_mult * d_model
-    mixer: str = "softmax_attention"  # | quadratic_attention (token_mix is not causal)
+    mixer: str = "softmax_attention"  # | quadratic_attention | linear_attention (token_mix
+    # is not causal)
     positional: str = "learned"  # learned | sinusoidal | rope | alibi | none
     norm: str = "layer"  # layer | rms | none
     residual: str = "pre"  # pre | post | sandwich

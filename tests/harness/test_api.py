@@ -89,7 +89,7 @@ def test_transformer_block_module_runs_every_configuration(impl):
     torch.manual_seed(0)
     x = torch.randn(2, 5, 8, device=DEVICE)
     for mixer, causal in (("softmax_attention", True), ("quadratic_attention", True),
-                          ("token_mix", False)):
+                          ("linear_attention", True), ("token_mix", False)):
         for residual in ("pre", "post", "sandwich"):
             for norm, activation in (("layer", "gelu"), ("rms", "swiglu"), ("none", "relu")):
                 kw = dict(mixer=mixer, causal=causal, residual=residual, norm=norm,

@@ -46,7 +46,8 @@ def test_a_property_left_out_shows_as_gaps(monkeypatch):
 def test_an_enumerated_configuration_counts():
     """What a property enumerates inside each example (``covers``) is reached."""
     cov = coverage.coverage("transformer_block")
-    assert set(cov.seen["mixer"]) == {"softmax_attention", "quadratic_attention", "token_mix"}
+    assert set(cov.seen["mixer"]) == {"softmax_attention", "quadratic_attention",
+                                      "linear_attention", "token_mix"}
     assert "block_every_channel_mixer_and_position_encoding" in cov.seen["activation"]["none"]
 
 

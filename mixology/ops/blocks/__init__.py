@@ -16,7 +16,7 @@ register_op("rankmixer_block",
             "RankMixer block: S = LN(x + token_mix(x)); LN(S + PFFN(S))")
 register_op("transformer_block",
             "(x: (B, T, D), params: dict, num_heads, mixer: softmax_attention|"
-            "quadratic_attention|token_mix, causal, residual: pre|post|sandwich, "
+            "quadratic_attention|linear_attention|token_mix, causal, residual: pre|post|sandwich, "
             "norm: layer|rms|none, activation: relu|gelu|swish|swiglu|bilinear|none, eps, "
             "positional: none|rope|alibi) -> (B, T, D)",
             "MetaFormer block: token-mixing and channel-mixing branches with residuals "
@@ -24,6 +24,7 @@ register_op("transformer_block",
 for _op in ("rankmixer_block", "transformer_block"):
     register(_op, "reference", f"{_P}.reference:{_op}", doc="einops components")
     register(_op, "native", f"{_P}.native:{_op}",
-             doc="torch fast paths: baddbmm PFFN, F.rms_norm, SDPA, chunked quadratic")
+             doc="torch fast paths: baddbmm PFFN, F.rms_norm, SDPA, chunked quadratic and "
+             "linear attention")
     register(_op, "triton", f"{_P}.triton_kernels:{_op}", needs="triton", cost=2,
              doc="fused Triton TokenMixer, norms, SwiGLU gate, quadratic attention")

@@ -113,6 +113,18 @@ def block_heads_split_by_view(x, params, num_heads, mixer="softmax_attention", c
 
 
 @mutant(TB)
+def block_linear_attention_without_decay(x, params, num_heads, mixer="softmax_attention",
+                                         causal=False, residual="pre", norm="layer",
+                                         activation="gelu", eps=1e-5, positional="none"):
+    """Linear attention's decays dropped (g = None): every head keeps every past token."""
+    def linear_attention(q, k, v, g=None, *rest):
+        return ref.components()["linear_attention"](q, k, v, None, *rest)
+
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional=positional, parts={"linear_attention": linear_attention})
+
+
+@mutant(TB)
 def block_output_bias_ignored(x, params, num_heads, mixer="softmax_attention", causal=False,
                               residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
     """The mixing branch's output projection drops b_o."""

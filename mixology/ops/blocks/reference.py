@@ -4,7 +4,8 @@ transformer block.
 - ``rankmixer_block(x, params, num_heads, activation, eps)`` (arXiv 2507.15551, Post-LN):
   S = LayerNorm(x + token_mix(x)) (the ``token_mixer`` op), then LayerNorm(S + PFFN(S)).
 - ``transformer_block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
-  positional)``: a token-mixing branch (any registered mixer) and a channel-mixing branch (FFN,
+  positional)``: a token-mixing branch (softmax, quadratic or linear attention, or token
+  mixing; linear attention with RetNet's fixed decays per head) and a channel-mixing branch (FFN,
   SwiGLU or bilinear; ``activation="none"``: no channel mixing, an attention-only block), each
   with a residual, wired Pre-LN, Post-LN or Sandwich:
 
@@ -33,8 +34,9 @@ from mixology.ops.token_mix.checks import check_mix_input
 
 COMPONENT_OPS = ("token_mix", "token_mixer", "per_token_ffn", "layer_norm", "rms_norm",
                  "feed_forward", "swiglu", "bilinear", "softmax_attention",
-                 "quadratic_attention", "rope")
-MIXERS = ("softmax_attention", "quadratic_attention", "token_mix")
+                 "quadratic_attention", "linear_attention", "rope")
+MIXERS = ("softmax_attention", "quadratic_attention", "linear_attention", "token_mix")
+CAUSAL_MIXERS = ("quadratic_attention", "linear_attention")
 RESIDUALS = ("pre", "post", "sandwich")
 NORMS = ("layer", "rms", "none")
 BLOCK_ACTIVATIONS = ("relu", "gelu", "swish", "swiglu", "bilinear", "none")
@@ -113,8 +115,8 @@ def check_transformer_input(x, params, num_heads, mixer, causal, residual, norm,
     check_choice(residual, "residual", RESIDUALS)
     check_choice(norm, "norm", NORMS)
     check_choice(activation, "activation", BLOCK_ACTIVATIONS)
-    if mixer == "quadratic_attention" and not causal:
-        raise ValueError("causal must be True with mixer='quadratic_attention' (it is causal)")
+    if mixer in CAUSAL_MIXERS and not causal:
+        raise ValueError(f"causal must be True with mixer={mixer!r} (it is causal)")
     if mixer == "token_mix" and causal:
         raise ValueError("causal must be False with mixer='token_mix' (it mixes every token)")
     check_choice(positional, "positional", POSITIONALS)
@@ -156,9 +158,21 @@ def mix_branch(c, p, h, num_heads, mixer, causal, positional="none"):
         q, k = c["rope"](q, False), c["rope"](k, False)
     if mixer == "softmax_attention":
         o = c["softmax_attention"](q, k, v, causal, positional == "alibi")
+    elif mixer == "linear_attention":
+        o, _ = c["linear_attention"](q, k, v, retention_decay(q))
     else:
         o = c["quadratic_attention"](q, k, v)
     return _linear(rearrange(o, "b h t d -> b t (h d)"), p["wo"], p["bo"])
+
+
+def retention_decay(q: torch.Tensor) -> torch.Tensor:
+    """RetNet's fixed multi-scale decays as log-decays g (B, H, T) for q (B, H, T, d): head h
+    keeps 1 - 2^(-5-h) of its state a step (a window of 32 tokens for the first head, twice
+    that for each next one), with no parameter to learn."""
+    B, H, T, _ = q.shape
+    h = torch.arange(H, dtype=torch.float64, device=q.device)
+    g = torch.log1p(-(2.0 ** (-5.0 - h)))
+    return g.to(q.dtype)[None, :, None].expand(B, H, T)
 
 
 def ffn_branch(c, p, h, activation):
