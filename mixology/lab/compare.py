@@ -1,6 +1,6 @@
 """Compare training recipes: every config of a grid x every seed, then a table of the final
 validation loss (mean ± std over seeds, Welch's t-test against the first config) and a PNG of
-the loss curves (mean line, min-max band over seeds).
+the loss curves against step and wall time (mean line, min-max band over seeds).
 
     python -m mixology compare --preset shakespeare-char-cpu --grid optimizer=adamw,muon \\
         --seeds 3 --out runs/cmp
@@ -84,7 +84,7 @@ def run_grid(preset_name: str, grid: dict[str, list], seeds: int, out: str | Pat
         m = {k: v for k, v in settings.items() if k in model_keys}
         t = {k: v for k, v in settings.items() if k not in model_keys}
         label = ",".join(f"{k}={v}" for k, v in overrides.items()) or "base"
-        finals, curves = [], []
+        finals, curves, walls = [], [], []
         for seed in range(seeds):
             cfg = TrainConfig.from_dict({**t, "seed": 1337 + seed})
             run = train(preset(preset_name, **m), cfg, out / label / f"seed{seed}",
@@ -92,7 +92,8 @@ def run_grid(preset_name: str, grid: dict[str, list], seeds: int, out: str | Pat
             evals = [r for r in run.metrics if "val_loss" in r]
             finals.append(evals[-1]["val_loss"])
             curves.append([(r["step"], r["val_loss"]) for r in evals])
-        rows.append({"config": label, "final_val": finals, "curves": curves})
+            walls.append([r["elapsed"] for r in evals])
+        rows.append({"config": label, "final_val": finals, "curves": curves, "walls": walls})
     for r in rows:
         r["mean"], r["std"] = float(np.mean(r["final_val"])), float(
             np.std(r["final_val"], ddof=1)) if len(r["final_val"]) > 1 else math.nan
@@ -117,7 +118,8 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: str | Path) -> Path:
-    """Validation loss vs step per config: the mean over seeds, the min-max band."""
+    """Validation loss per config against the step and against the wall time (the mean over
+    seeds, the min-max band; the wall time of an evaluation is its mean over seeds)."""
     # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib
 
@@ -125,16 +127,22 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, ax_w) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for r in rows:
         steps = [s for s, _ in r["curves"][0]]
         vals = np.array([[v for _, v in c] for c in r["curves"]])
-        ax.plot(steps, vals.mean(0), label=r["config"])
-        ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.2)
+        wall = np.array(r["walls"]).mean(0) if r.get("walls") else None
+        for a, x in ((ax, steps), (ax_w, wall)):
+            if x is None:
+                continue
+            a.plot(x, vals.mean(0), label=r["config"])
+            a.fill_between(x, vals.min(0), vals.max(0), alpha=0.2)
     ax.set(xlabel="step", ylabel="validation loss",
            title=f"{len(rows)} configs x {len(rows[0]['curves'])} seeds (band: min-max)")
-    ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)
+    ax_w.set(xlabel="wall time (s, mean over seeds)", title="against wall time")
+    for a in (ax, ax_w):
+        a.legend(fontsize=8)
+        a.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -77,6 +77,8 @@ def test_welch_p_values_and_a_compare_run(tmp_path):
                                            n_layers=1, d_model=32), progress=False)
     assert [r["config"] for r in rows] == ["optimizer=adamw", "optimizer=muon"]
     assert all(len(r["final_val"]) == 2 and r["std"] >= 0 for r in rows)
+    assert all(len(w) == len(c) and w == sorted(w) for r in rows
+               for w, c in zip(r["walls"], r["curves"], strict=True))  # wall time per eval
     text = compare.table(rows)
     assert "±" in text and "Welch" in text
     png = compare.plot(rows, tmp_path / "c.png")
