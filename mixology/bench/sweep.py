@@ -179,7 +179,7 @@ def headline(device: str) -> list[Point]:
     d = max(p.D for p in quad)
     keep += [p for p in quad if p.D == d and (device != "cuda" or 1024 <= p.T <= 16384)]
     lin = [p for p in base if p.entry == "linear_attention" and p.mode == "fwd"
-           and p.impl != "reference" and p.D == d]
+           and p.impl != "reference" and p.D == d]  # the Triton kernels, chunked torch, SDPA
     keep += [p for p in lin if device != "cuda" or 1024 <= p.T <= 16384]
     pffn = [p for p in base if p.entry == "per_token_ffn" and p.sweep == "B" and p.mode == "fwd"]
     keep += [p for p in pffn if p.B == max(q.B for q in pffn)]
@@ -348,21 +348,28 @@ def build_quadratic_attention(p: Point, device: str):
     return fwd_bwd, nbytes + 7 * bh * p.T * d * size, 3 * flops
 
 
-LINEAR_IMPLS = ("reference", "chunked", "sdpa_causal")
+LINEAR_IMPLS = ("reference", "chunked", "triton", "sdpa_causal")
 
 
 def _linear_points(e: Entry, sizes: str, device: str) -> list[Point]:
     """Quadratic attention's sizes (the same B, H, d and T, so the two read side by side)."""
     s = QUAD_SIZES[sizes]
+
+    def lengths(impl):
+        if impl == "triton" and device != "cuda":  # interpreted: the code path, at one size
+            return s["Ts"][:1]
+        return [T for T in s["Ts"] if impl != "reference" or T <= REFERENCE_MAX_T]
+
     return [Point(e.name, impl, mode, QUAD_B, T, d, dtype, "T")
             for dtype in s["dtypes"] for d in s["ds"] for impl in e.impls for mode in e.modes
-            for T in s["Ts"] if impl != "reference" or T <= REFERENCE_MAX_T]
+            for T in lengths(impl)]
 
 
 @entry("linear_attention", LINEAR_IMPLS, ("fwd", "fwd+bwd"), points=_linear_points)
 def build_linear_attention(p: Point, device: str):
     """Gated linear attention (q, k, v: (B, H, T, d), d = Point.D, a log-decay g per head and
-    step): the O(T²) einops reference and the chunked torch form (chunks of 64), against
+    step): the O(T²) einops reference, the chunked torch form (chunks of 64) and the Triton
+    chunked kernels (chunks of 16), against
     causal softmax attention by SDPA, the O(T²) kernel a user would otherwise run."""
     dtype = DTYPES[p.dtype]
     g = _generator(device)
@@ -384,6 +391,7 @@ def build_linear_attention(p: Point, device: str):
         if p.impl == "reference":
             flops = 2 * bh * p.T * p.T * 2 * d  # the full T x T scores, masked
         else:  # per token: k vᵀ into the state, q S out, and the intra-chunk part
+            C = 16 if p.impl == "triton" else C
             flops = bh * p.T * (4 * d * d + 2 * min(C, p.T) * 2 * d)
     nbytes = 4 * bh * p.T * d * size + bh * p.T * size  # q, k, v, g read, o written
     if p.mode == "fwd":

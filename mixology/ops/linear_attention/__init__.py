@@ -18,5 +18,7 @@ register("linear_attention", "chunked", f"{_P}.chunked:linear_attention",
          doc="intra-chunk parallel, inter-chunk state, chunks of 64")
 register("linear_attention", "chunked_c4", f"{_P}.chunked:linear_attention_chunk4",
          doc="the same, chunks of 4 (every small case crosses chunk boundaries)")
+register("linear_attention", "triton", f"{_P}.triton_chunk:linear_attention", needs="triton",
+         doc="Triton chunked kernels, forward and backward, exponents relative to each chunk")
 register("linear_attention", "compiled", f"{_P}.compiled:linear_attention",
          doc="torch.compile of the reference", cost=COMPILE_COST)
