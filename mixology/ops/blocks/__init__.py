@@ -27,4 +27,4 @@ for _op in ("rankmixer_block", "transformer_block"):
              doc="torch fast paths: baddbmm PFFN, F.rms_norm, SDPA, chunked quadratic and "
              "linear attention")
     register(_op, "triton", f"{_P}.triton_kernels:{_op}", needs="triton", cost=2,
-             doc="fused Triton TokenMixer, norms, SwiGLU gate, quadratic attention")
+             doc="fused Triton TokenMixer, norms, SwiGLU gate, quadratic and linear attention")
