@@ -249,7 +249,8 @@ def la_shape_dtype_device(impl, case):
 def la_matches_reference(impl, case):
     """o, the final state and the gradients of q, k, v, g and the initial state within the
     tolerance policy: every decay (none, retention, gated), with and without an initial and a
-    final state; in the kernel tier T up to 4096 (chunk tails at every boundary)."""
+    final state; in the kernel tier T up to the profile's cap (1025 under ci, 4096 under dev),
+    chunk tails at every boundary."""
     _matches(impl, case)
 
 
