@@ -28,7 +28,7 @@ def check_linear_attention(q, k, v, g, scale, initial_state, output_final_state)
             raise TypeError(f"g must have q's dtype ({q.dtype}) or {wide}, got {g.dtype}")
         if g.device != q.device:
             raise ValueError(f"g must be on q's device ({q.device}), got {g.device}")
-        if g.numel() and bool((g > 0).any()):
+        if g.numel() and g.device.type != "meta" and bool((g > 0).any()):  # meta: gpu-check
             raise ValueError(f"g is a log-decay and must be <= 0, got max {float(g.max()):.3g}")
     if scale is not None:
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):

@@ -34,8 +34,12 @@ from mixology.ops._kernels.triton_utils import acc_dtype, check_runnable, empty
 from mixology.ops.linear_attention.checks import check_linear_attention
 
 BLOCK_T = 16  # tokens per chunk (tl.dot needs at least 16 on GPU)
-MAX_BLOCK_V = 64  # state columns per program
-NUM_WARPS = 4
+# The state block a program keeps in registers: BLOCK_K x BLOCK_V <= STATE_ELEMENTS (at least
+# 16 columns), with NUM_WARPS warps. Sized by `gpu-check` (sm_90 and sm_80, the sweep's
+# d = 16, 32, 64): a 64 x 64 block with 4 warps spilled 392-984 bytes a thread; 2048
+# elements with 8 warps spill nothing.
+STATE_ELEMENTS = 2048
+NUM_WARPS = 8
 
 
 @triton.jit
@@ -185,8 +189,8 @@ def _bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, do_ptr, dsT_ptr, dk_ptr, dv_ptr
 
 def blocks(dk: int, dv: int) -> tuple[int, int]:
     """(BLOCK_K, BLOCK_V): d_k padded (every key dim in one program), the d_v columns."""
-    return max(16, triton.next_power_of_2(dk)), max(16, min(MAX_BLOCK_V,
-                                                            triton.next_power_of_2(dv)))
+    block_k = max(16, triton.next_power_of_2(dk))
+    return block_k, max(16, min(triton.next_power_of_2(dv), STATE_ELEMENTS // block_k))
 
 
 def _strides(t, n):
