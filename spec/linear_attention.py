@@ -254,11 +254,13 @@ def la_matches_reference(impl, case):
     _matches(impl, case)
 
 
-@prop(OP, lin_cases(dtypes=(torch.float64, torch.float32), min_B=1, min_T=2, max_T=24), cost=2)
+@prop(OP, lin_cases(dtypes=(torch.float32,), min_B=1, min_T=2, max_T=24), cost=2)
 def la_equals_the_recurrence(impl, case):
-    """Equals the token-by-token recurrence S_t = exp(g_t) S_(t-1) + k_t v_tᵀ,
-    o_t = scale·q_t S_t, written here as a loop (an oracle independent of the parallel
-    reference), forward and every gradient within the tolerance policy."""
+    """Within the tolerance policy of the token-by-token recurrence
+    S_t = exp(g_t) S_(t-1) + k_t v_tᵀ, o_t = scale·q_t S_t, written here as a loop: the loop
+    in float64 is the oracle (independent of the parallel reference), the parallel reference
+    in float32 sets the error allowed (each form has its own: the loop's float32 dg is 1.2e-8
+    off where the chunked form's is 9.5e-8, both right), forward and every gradient."""
     def recurrence(q, k, v, g, scale, s, final):
         S = (s if s is not None else q.new_zeros(*q.shape[:2], q.shape[-1], v.shape[-1]))
         S = S.to(q.dtype)
@@ -271,7 +273,12 @@ def la_equals_the_recurrence(impl, case):
         scale = q.shape[-1] ** -0.5 if scale is None else scale
         return scale * torch.stack(outs, 2), (S if final else None)
 
-    _matches(impl, case, oracle=packed(recurrence, case))
+    loop, parallel = packed(recurrence, case), packed(ref.linear_attention, case)
+
+    def oracle(*tensors):  # the loop where the policy wants the truth, else the reference
+        return (loop if tensors[0].dtype == torch.float64 else parallel)(*tensors)
+
+    _matches(impl, case, oracle=oracle)
 
 
 @prop(OP, lin_cases(dtypes=(torch.float32, torch.float64), max_T=14, kernel_max_T=17))
