@@ -203,6 +203,17 @@ def norms_report(results: list[dict]) -> list[str]:
     return lines
 
 
+def _exponents(pts: list[dict]) -> str:
+    """Each implementation's scaling exponent in T: time ~ T^k, least squares over the upper
+    half of its T range (3 sizes at least)."""
+    exps = []
+    for impl in sorted({r["impl"] for r in pts}):
+        series = sorted((r["T"], r["median_s"]) for r in pts if r["impl"] == impl)
+        k = _slope(series[len(series) // 2:]) if len(series) >= 3 else None
+        exps.append(f"{impl} T^{k:.2f}" if k is not None else f"{impl} (too few T)")
+    return ", ".join(exps)
+
+
 def quadratic_report(results: list[dict]) -> list[str]:
     """Quadratic attention: each form's scaling exponent in T (time ~ T^k, least squares over
     the upper half of the T range), the crossover T from which the Triton linear form is faster
@@ -213,12 +224,7 @@ def quadratic_report(results: list[dict]) -> list[str]:
     lines = ["\nquadratic attention (fwd, B=2, H=8; d_head = D)"]
     for dtype, d in sorted({(r["dtype"], r["D"]) for r in quad}):
         pts = [r for r in quad if r["dtype"] == dtype and r["D"] == d]
-        exps = []
-        for impl in sorted({r["impl"] for r in pts}):
-            series = sorted((r["T"], r["median_s"]) for r in pts if r["impl"] == impl)
-            k = _slope(series[len(series) // 2:]) if len(series) >= 3 else None
-            exps.append(f"{impl} T^{k:.2f}" if k is not None else f"{impl} (too few T)")
-        lines.append(f"  {dtype} d={d}: time grows as " + ", ".join(exps))
+        lines.append(f"  {dtype} d={d}: time grows as " + _exponents(pts))
         for base in ("reference", "sdpa_causal"):
             faster = {r["T"]: None for r in pts if r["impl"] == "triton"}
             for T in faster:
@@ -247,12 +253,7 @@ def linear_report(results: list[dict]) -> list[str]:
     lines = ["\nlinear attention (fwd, B=2, H=8, a log-decay per head and step; d_head = D)"]
     for dtype, d in sorted({(r["dtype"], r["D"]) for r in lin}):
         pts = [r for r in lin if r["dtype"] == dtype and r["D"] == d]
-        exps = []
-        for impl in sorted({r["impl"] for r in pts}):
-            series = sorted((r["T"], r["median_s"]) for r in pts if r["impl"] == impl)
-            k = _slope(series[len(series) // 2:]) if len(series) >= 3 else None
-            exps.append(f"{impl} T^{k:.2f}" if k is not None else f"{impl} (too few T)")
-        lines.append(f"  {dtype} d={d}: time grows as " + ", ".join(exps))
+        lines.append(f"  {dtype} d={d}: time grows as " + _exponents(pts))
         quad = [r for r in results if (r["entry"], r["mode"], r["dtype"], r["D"], r["impl"])
                 == ("quadratic_attention", "fwd", dtype, d, "chunked")]
         for T in sorted({r["T"] for r in pts if r["impl"] == "chunked"}):

@@ -351,21 +351,9 @@ def build_quadratic_attention(p: Point, device: str):
 LINEAR_IMPLS = ("reference", "chunked", "triton", "sdpa_causal")
 
 
-def _linear_points(e: Entry, sizes: str, device: str) -> list[Point]:
-    """Quadratic attention's sizes (the same B, H, d and T, so the two read side by side)."""
-    s = QUAD_SIZES[sizes]
-
-    def lengths(impl):
-        if impl == "triton" and device != "cuda":  # interpreted: the code path, at one size
-            return s["Ts"][:1]
-        return [T for T in s["Ts"] if impl != "reference" or T <= REFERENCE_MAX_T]
-
-    return [Point(e.name, impl, mode, QUAD_B, T, d, dtype, "T")
-            for dtype in s["dtypes"] for d in s["ds"] for impl in e.impls for mode in e.modes
-            for T in lengths(impl)]
-
-
-@entry("linear_attention", LINEAR_IMPLS, ("fwd", "fwd+bwd"), points=_linear_points)
+# linear attention at quadratic attention's sizes (the same B, H, d and T: the two read side
+# by side)
+@entry("linear_attention", LINEAR_IMPLS, ("fwd", "fwd+bwd"), points=_quadratic_points)
 def build_linear_attention(p: Point, device: str):
     """Gated linear attention (q, k, v: (B, H, T, d), d = Point.D, a log-decay g per head and
     step): the O(T²) einops reference, the chunked torch form (chunks of 64) and the Triton
