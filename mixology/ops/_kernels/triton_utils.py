@@ -51,6 +51,25 @@ def acc_dtype(dtype: torch.dtype):
 
 
 @triton.jit
+def load_tile(ptr, base, t0, T, stride_t, stride_c, n_cols, col0,
+               ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Rows t0 .. t0+BLOCK_T and columns col0 .. col0+BLOCK_C of a (.., T, n_cols) tensor at
+    ``base`` with its strides, zero outside (T, n_cols), in ACC; offsets in 64 bits."""
+    t = t0 + tl.arange(0, BLOCK_T)
+    c = col0 + tl.arange(0, BLOCK_C)
+    mask = (t[:, None] < T) & (c[None, :] < n_cols)
+    return tl.load(ptr + base + t.to(tl.int64)[:, None] * stride_t
+                   + c.to(tl.int64)[None, :] * stride_c,
+                   mask=mask, other=0.0).to(ACC)
+
+
+@triton.jit
+def dot(a, b, ACC: tl.constexpr):
+    """a @ b accumulated in ACC, exact float32 products (no TF32)."""
+    return tl.dot(a, b, input_precision="ieee", out_dtype=ACC)
+
+
+@triton.jit
 def cast_out(y, dtype: tl.constexpr, EMULATE_BF16_RNE: tl.constexpr):
     """Cast ``y`` to the output dtype, rounding to nearest even.
 

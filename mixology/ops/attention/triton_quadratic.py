@@ -24,7 +24,13 @@ import triton
 import triton.language as tl
 
 from mixology.numerics.dtypes import accumulation_dtype
-from mixology.ops._kernels.triton_utils import acc_dtype, check_runnable, empty
+from mixology.ops._kernels.triton_utils import (
+    acc_dtype,
+    check_runnable,
+    dot,
+    empty,
+    load_tile,
+)
 from mixology.ops.attention.checks import check_qkv
 from mixology.ops.checks import check_positive_int
 
@@ -37,29 +43,12 @@ NUM_WARPS = 8
 
 
 @triton.jit
-def _tile(ptr, base, t0, T, stride_t, stride_c, n_cols, col0,
-          ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
-    """Rows t0 .. t0+BLOCK_T and columns col0 .. col0+BLOCK_C, zero outside (T, n_cols)."""
-    t = t0 + tl.arange(0, BLOCK_T)
-    c = col0 + tl.arange(0, BLOCK_C)
-    mask = (t[:, None] < T) & (c[None, :] < n_cols)
-    return tl.load(ptr + base + t.to(tl.int64)[:, None] * stride_t
-                   + c.to(tl.int64)[None, :] * stride_c,
-                   mask=mask, other=0.0).to(ACC)
-
-
-@triton.jit
 def _store(ptr, base, t0, T, n_cols, col0, val, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
     """Store into a contiguous (.., T, n_cols) partial buffer."""
     t = t0 + tl.arange(0, BLOCK_T)
     c = col0 + tl.arange(0, BLOCK_C)
     tl.store(ptr + base + t.to(tl.int64)[:, None] * n_cols + c[None, :], val,
              mask=(t[:, None] < T) & (c[None, :] < n_cols))
-
-
-@triton.jit
-def _dot(a, b, ACC: tl.constexpr):
-    return tl.dot(a, b, input_precision="ieee", out_dtype=ACC)
 
 
 @triton.jit
@@ -97,17 +86,17 @@ def _fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, H, T, d, dv, inv_d,
     causal = tt[:, None] >= tt[None, :]
     state = tl.zeros((BLOCK_I * BLOCK_D, BLOCK_E), dtype=ACC)
     for t0 in range(0, T, BLOCK_T):
-        q = _tile(q_ptr, qb, t0, T, sqt, sqd, d, 0, ACC, BLOCK_T, BLOCK_D)
-        k = _tile(k_ptr, kb, t0, T, skt, skd, d, 0, ACC, BLOCK_T, BLOCK_D)
-        v = _tile(v_ptr, vb, t0, T, svt, svd, dv, e0, ACC, BLOCK_T, BLOCK_E)
-        qi = _tile(q_ptr, qb, t0, T, sqt, sqd, d, i0, ACC, BLOCK_T, BLOCK_I)
-        ki = _tile(k_ptr, kb, t0, T, skt, skd, d, i0, ACC, BLOCK_T, BLOCK_I)
-        out = _dot(_phi(qi, q, BLOCK_T, BLOCK_I, BLOCK_D), state, ACC)
+        q = load_tile(q_ptr, qb, t0, T, sqt, sqd, d, 0, ACC, BLOCK_T, BLOCK_D)
+        k = load_tile(k_ptr, kb, t0, T, skt, skd, d, 0, ACC, BLOCK_T, BLOCK_D)
+        v = load_tile(v_ptr, vb, t0, T, svt, svd, dv, e0, ACC, BLOCK_T, BLOCK_E)
+        qi = load_tile(q_ptr, qb, t0, T, sqt, sqd, d, i0, ACC, BLOCK_T, BLOCK_I)
+        ki = load_tile(k_ptr, kb, t0, T, skt, skd, d, i0, ACC, BLOCK_T, BLOCK_I)
+        out = dot(_phi(qi, q, BLOCK_T, BLOCK_I, BLOCK_D), state, ACC)
         if pi == 0:
-            s = _dot(q, tl.trans(k), ACC)
-            out += _dot(tl.where(causal, s * s, 0.0), v, ACC)
+            s = dot(q, tl.trans(k), ACC)
+            out += dot(tl.where(causal, s * s, 0.0), v, ACC)
         _store(o_ptr, out_base, t0, T, dv, e0, out * inv_d, BLOCK_T, BLOCK_E)
-        state += _dot(tl.trans(_phi(ki, k, BLOCK_T, BLOCK_I, BLOCK_D)), v, ACC)
+        state += dot(tl.trans(_phi(ki, k, BLOCK_T, BLOCK_I, BLOCK_D)), v, ACC)
 
 
 @triton.jit
@@ -128,19 +117,19 @@ def _bwd_dq_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dq_ptr, H, T, d, dv, inv_d,
     causal = tt[:, None] >= tt[None, :]
     state = tl.zeros((BLOCK_I * BLOCK_D, BLOCK_E), dtype=ACC)
     for t0 in range(0, T, BLOCK_T):
-        q = _tile(q_ptr, qb, t0, T, sqt, sqd, d, 0, ACC, BLOCK_T, BLOCK_D)
-        k = _tile(k_ptr, kb, t0, T, skt, skd, d, 0, ACC, BLOCK_T, BLOCK_D)
-        v = _tile(v_ptr, vb, t0, T, svt, svd, dv, e0, ACC, BLOCK_T, BLOCK_E)
-        g = _tile(g_ptr, gb, t0, T, sgt, sgd, dv, e0, ACC, BLOCK_T, BLOCK_E)
-        ki = _tile(k_ptr, kb, t0, T, skt, skd, d, i0, ACC, BLOCK_T, BLOCK_I)
-        sg = _dot(g, tl.trans(state), ACC)  # (t, (i, j)) = Σ_e g_te S[(i, j), e]
+        q = load_tile(q_ptr, qb, t0, T, sqt, sqd, d, 0, ACC, BLOCK_T, BLOCK_D)
+        k = load_tile(k_ptr, kb, t0, T, skt, skd, d, 0, ACC, BLOCK_T, BLOCK_D)
+        v = load_tile(v_ptr, vb, t0, T, svt, svd, dv, e0, ACC, BLOCK_T, BLOCK_E)
+        g = load_tile(g_ptr, gb, t0, T, sgt, sgd, dv, e0, ACC, BLOCK_T, BLOCK_E)
+        ki = load_tile(k_ptr, kb, t0, T, skt, skd, d, i0, ACC, BLOCK_T, BLOCK_I)
+        sg = dot(g, tl.trans(state), ACC)  # (t, (i, j)) = Σ_e g_te S[(i, j), e]
         dq = _scatter_cols(_contract_i(sg, q, BLOCK_T, BLOCK_I, BLOCK_D), i0, BLOCK_I, BLOCK_D)
         if pi == 0:
-            a = _dot(q, tl.trans(k), ACC)
-            dp = _dot(g, tl.trans(v), ACC)
-            dq += _dot(tl.where(causal, a * dp, 0.0), k, ACC)
+            a = dot(q, tl.trans(k), ACC)
+            dp = dot(g, tl.trans(v), ACC)
+            dq += dot(tl.where(causal, a * dp, 0.0), k, ACC)
         _store(dq_ptr, out_base, t0, T, d, 0, dq * (2 * inv_d), BLOCK_T, BLOCK_D)
-        state += _dot(tl.trans(_phi(ki, k, BLOCK_T, BLOCK_I, BLOCK_D)), v, ACC)
+        state += dot(tl.trans(_phi(ki, k, BLOCK_T, BLOCK_I, BLOCK_D)), v, ACC)
 
 
 @triton.jit
@@ -165,24 +154,24 @@ def _bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dk_ptr, dv_ptr, H, T, d, dv, in
     n_chunks = tl.cdiv(T, BLOCK_T)
     for c in range(0, n_chunks):
         t0 = (n_chunks - 1 - c) * BLOCK_T
-        q = _tile(q_ptr, qb, t0, T, sqt, sqd, d, 0, ACC, BLOCK_T, BLOCK_D)
-        k = _tile(k_ptr, kb, t0, T, skt, skd, d, 0, ACC, BLOCK_T, BLOCK_D)
-        v = _tile(v_ptr, vb, t0, T, svt, svd, dv, e0, ACC, BLOCK_T, BLOCK_E)
-        g = _tile(g_ptr, gb, t0, T, sgt, sgd, dv, e0, ACC, BLOCK_T, BLOCK_E)
-        qi = _tile(q_ptr, qb, t0, T, sqt, sqd, d, i0, ACC, BLOCK_T, BLOCK_I)
-        ki = _tile(k_ptr, kb, t0, T, skt, skd, d, i0, ACC, BLOCK_T, BLOCK_I)
-        dvt = _dot(_phi(ki, k, BLOCK_T, BLOCK_I, BLOCK_D), state, ACC)
-        rv = _dot(v, tl.trans(state), ACC)  # (s, (i, j)) = Σ_e v_se R[(i, j), e]
+        q = load_tile(q_ptr, qb, t0, T, sqt, sqd, d, 0, ACC, BLOCK_T, BLOCK_D)
+        k = load_tile(k_ptr, kb, t0, T, skt, skd, d, 0, ACC, BLOCK_T, BLOCK_D)
+        v = load_tile(v_ptr, vb, t0, T, svt, svd, dv, e0, ACC, BLOCK_T, BLOCK_E)
+        g = load_tile(g_ptr, gb, t0, T, sgt, sgd, dv, e0, ACC, BLOCK_T, BLOCK_E)
+        qi = load_tile(q_ptr, qb, t0, T, sqt, sqd, d, i0, ACC, BLOCK_T, BLOCK_I)
+        ki = load_tile(k_ptr, kb, t0, T, skt, skd, d, i0, ACC, BLOCK_T, BLOCK_I)
+        dvt = dot(_phi(ki, k, BLOCK_T, BLOCK_I, BLOCK_D), state, ACC)
+        rv = dot(v, tl.trans(state), ACC)  # (s, (i, j)) = Σ_e v_se R[(i, j), e]
         dk = 2 * _scatter_cols(_contract_i(rv, k, BLOCK_T, BLOCK_I, BLOCK_D), i0, BLOCK_I,
                                BLOCK_D)
         if pi == 0:
-            at = _dot(k, tl.trans(q), ACC)  # (s, t) = k_s · q_t
-            dpt = _dot(v, tl.trans(g), ACC)  # (s, t) = v_s · g_t over this e-block
-            dvt += _dot(tl.where(anticausal, at * at, 0.0), g, ACC)
-            dk += 2 * _dot(tl.where(anticausal, at * dpt, 0.0), q, ACC)
+            at = dot(k, tl.trans(q), ACC)  # (s, t) = k_s · q_t
+            dpt = dot(v, tl.trans(g), ACC)  # (s, t) = v_s · g_t over this e-block
+            dvt += dot(tl.where(anticausal, at * at, 0.0), g, ACC)
+            dk += 2 * dot(tl.where(anticausal, at * dpt, 0.0), q, ACC)
         _store(dk_ptr, dk_base, t0, T, d, 0, dk * inv_d, BLOCK_T, BLOCK_D)
         _store(dv_ptr, dv_base, t0, T, dv, e0, dvt * inv_d, BLOCK_T, BLOCK_E)
-        state += _dot(tl.trans(_phi(qi, q, BLOCK_T, BLOCK_I, BLOCK_D)), g, ACC)
+        state += dot(tl.trans(_phi(qi, q, BLOCK_T, BLOCK_I, BLOCK_D)), g, ACC)
 
 
 def blocks(d: int, dv: int, state_elements: int = STATE_ELEMENTS) -> tuple[int, int, int]:

@@ -30,7 +30,13 @@ import triton
 import triton.language as tl
 
 from mixology.numerics.dtypes import accumulation_dtype
-from mixology.ops._kernels.triton_utils import acc_dtype, check_runnable, empty
+from mixology.ops._kernels.triton_utils import (
+    acc_dtype,
+    check_runnable,
+    dot,
+    empty,
+    load_tile,
+)
 from mixology.ops.linear_attention.checks import check_linear_attention
 
 BLOCK_T = 16  # tokens per chunk (tl.dot needs at least 16 on GPU)
@@ -40,17 +46,6 @@ BLOCK_T = 16  # tokens per chunk (tl.dot needs at least 16 on GPU)
 # elements with 8 warps spill nothing.
 STATE_ELEMENTS = 2048
 NUM_WARPS = 8
-
-
-@triton.jit
-def _tile(ptr, base, t0, T, stride_t, stride_c, n_cols, col0,
-          ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
-    """Rows t0 .. t0+BLOCK_T and columns col0 .. col0+BLOCK_C, zero outside (T, n_cols)."""
-    t = t0 + tl.arange(0, BLOCK_T)
-    c = col0 + tl.arange(0, BLOCK_C)
-    mask = (t[:, None] < T) & (c[None, :] < n_cols)
-    return tl.load(ptr + base + t.to(tl.int64)[:, None] * stride_t
-                   + c.to(tl.int64)[None, :] * stride_c, mask=mask, other=0.0).to(ACC)
 
 
 @triton.jit
@@ -80,11 +75,6 @@ def _decays(g_ptr, gbase, t0, T, sgt, HAS_G: tl.constexpr, ACC: tl.constexpr,
 
 
 @triton.jit
-def _dot(a, b, ACC: tl.constexpr):
-    return tl.dot(a, b, input_precision="ieee", out_dtype=ACC)
-
-
-@triton.jit
 def _fwd_kernel(q_ptr, k_ptr, v_ptr, g_ptr, s0_ptr, o_ptr, sT_ptr, H, T, dk, dv,
                 sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, svt, svd, sgb, sgh, sgt,
                 ssb, ssh, ssk, ssv,
@@ -98,19 +88,19 @@ def _fwd_kernel(q_ptr, k_ptr, v_ptr, g_ptr, s0_ptr, o_ptr, sT_ptr, H, T, dk, dv,
     tt = tl.arange(0, BLOCK_T)
     causal = tt[:, None] >= tt[None, :]
     if HAS_S0:
-        state = _tile(s0_ptr, b * ssb + h * ssh, 0, dk, ssk, ssv, dv, v0, ACC, BLOCK_K, BLOCK_V)
+        state = load_tile(s0_ptr, b * ssb + h * ssh, 0, dk, ssk, ssv, dv, v0, ACC, BLOCK_K, BLOCK_V)
     else:
         state = tl.zeros((BLOCK_K, BLOCK_V), dtype=ACC)
     for t0 in range(0, T, BLOCK_T):
-        q = _tile(q_ptr, qb, t0, T, sqt, sqd, dk, 0, ACC, BLOCK_T, BLOCK_K)
-        k = _tile(k_ptr, kb, t0, T, skt, skd, dk, 0, ACC, BLOCK_T, BLOCK_K)
-        v = _tile(v_ptr, vb, t0, T, svt, svd, dv, v0, ACC, BLOCK_T, BLOCK_V)
+        q = load_tile(q_ptr, qb, t0, T, sqt, sqd, dk, 0, ACC, BLOCK_T, BLOCK_K)
+        k = load_tile(k_ptr, kb, t0, T, skt, skd, dk, 0, ACC, BLOCK_T, BLOCK_K)
+        v = load_tile(v_ptr, vb, t0, T, svt, svd, dv, v0, ACC, BLOCK_T, BLOCK_V)
         gamma, last = _decays(g_ptr, b * sgb + h * sgh, t0, T, sgt, HAS_G, ACC, BLOCK_T)
         decay = tl.where(causal, tl.exp(gamma[:, None] - gamma[None, :]), 0.0)
-        out = _dot(_dot(q, tl.trans(k), ACC) * decay, v, ACC)
-        out += tl.exp(gamma)[:, None] * _dot(q, state, ACC)
+        out = dot(dot(q, tl.trans(k), ACC) * decay, v, ACC)
+        out += tl.exp(gamma)[:, None] * dot(q, state, ACC)
         _store(o_ptr, bh.to(tl.int64) * T * dv, t0, T, dv, v0, out, BLOCK_T, BLOCK_V)
-        state = tl.exp(last) * state + _dot(tl.trans(k * tl.exp(last - gamma)[:, None]), v, ACC)
+        state = tl.exp(last) * state + dot(tl.trans(k * tl.exp(last - gamma)[:, None]), v, ACC)
     if STORE_S:
         _store(sT_ptr, bh.to(tl.int64) * dk * dv, 0, dk, dv, v0, state, BLOCK_K, BLOCK_V)
 
@@ -131,19 +121,19 @@ def _bwd_dq_kernel(q_ptr, k_ptr, v_ptr, g_ptr, s0_ptr, do_ptr, dq_ptr, H, T, dk,
     tt = tl.arange(0, BLOCK_T)
     causal = tt[:, None] >= tt[None, :]
     if HAS_S0:
-        state = _tile(s0_ptr, b * ssb + h * ssh, 0, dk, ssk, ssv, dv, v0, ACC, BLOCK_K, BLOCK_V)
+        state = load_tile(s0_ptr, b * ssb + h * ssh, 0, dk, ssk, ssv, dv, v0, ACC, BLOCK_K, BLOCK_V)
     else:
         state = tl.zeros((BLOCK_K, BLOCK_V), dtype=ACC)
     for t0 in range(0, T, BLOCK_T):
-        k = _tile(k_ptr, kb, t0, T, skt, skd, dk, 0, ACC, BLOCK_T, BLOCK_K)
-        v = _tile(v_ptr, vb, t0, T, svt, svd, dv, v0, ACC, BLOCK_T, BLOCK_V)
-        do = _tile(do_ptr, ob, t0, T, sot, sod, dv, v0, ACC, BLOCK_T, BLOCK_V)
+        k = load_tile(k_ptr, kb, t0, T, skt, skd, dk, 0, ACC, BLOCK_T, BLOCK_K)
+        v = load_tile(v_ptr, vb, t0, T, svt, svd, dv, v0, ACC, BLOCK_T, BLOCK_V)
+        do = load_tile(do_ptr, ob, t0, T, sot, sod, dv, v0, ACC, BLOCK_T, BLOCK_V)
         gamma, last = _decays(g_ptr, b * sgb + h * sgh, t0, T, sgt, HAS_G, ACC, BLOCK_T)
         decay = tl.where(causal, tl.exp(gamma[:, None] - gamma[None, :]), 0.0)
-        dq = _dot(_dot(do, tl.trans(v), ACC) * decay, k, ACC)
-        dq += tl.exp(gamma)[:, None] * _dot(do, tl.trans(state), ACC)
+        dq = dot(dot(do, tl.trans(v), ACC) * decay, k, ACC)
+        dq += tl.exp(gamma)[:, None] * dot(do, tl.trans(state), ACC)
         _store(dq_ptr, out_base, t0, T, dk, 0, dq, BLOCK_T, BLOCK_K)
-        state = tl.exp(last) * state + _dot(tl.trans(k * tl.exp(last - gamma)[:, None]), v, ACC)
+        state = tl.exp(last) * state + dot(tl.trans(k * tl.exp(last - gamma)[:, None]), v, ACC)
 
 
 @triton.jit
@@ -164,25 +154,25 @@ def _bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, do_ptr, dsT_ptr, dk_ptr, dv_ptr
     tt = tl.arange(0, BLOCK_T)
     anticausal = tt[:, None] <= tt[None, :]  # rows s, columns t: t >= s
     if HAS_DST:
-        r = _tile(dsT_ptr, b * srb + h * srh, 0, dk, srk, srv, dv, v0, ACC, BLOCK_K, BLOCK_V)
+        r = load_tile(dsT_ptr, b * srb + h * srh, 0, dk, srk, srv, dv, v0, ACC, BLOCK_K, BLOCK_V)
     else:
         r = tl.zeros((BLOCK_K, BLOCK_V), dtype=ACC)
     n_chunks = tl.cdiv(T, BLOCK_T)
     for c in range(0, n_chunks):
         t0 = (n_chunks - 1 - c) * BLOCK_T
-        q = _tile(q_ptr, qb, t0, T, sqt, sqd, dk, 0, ACC, BLOCK_T, BLOCK_K)
-        k = _tile(k_ptr, kb, t0, T, skt, skd, dk, 0, ACC, BLOCK_T, BLOCK_K)
-        v = _tile(v_ptr, vb, t0, T, svt, svd, dv, v0, ACC, BLOCK_T, BLOCK_V)
-        do = _tile(do_ptr, ob, t0, T, sot, sod, dv, v0, ACC, BLOCK_T, BLOCK_V)
+        q = load_tile(q_ptr, qb, t0, T, sqt, sqd, dk, 0, ACC, BLOCK_T, BLOCK_K)
+        k = load_tile(k_ptr, kb, t0, T, skt, skd, dk, 0, ACC, BLOCK_T, BLOCK_K)
+        v = load_tile(v_ptr, vb, t0, T, svt, svd, dv, v0, ACC, BLOCK_T, BLOCK_V)
+        do = load_tile(do_ptr, ob, t0, T, sot, sod, dv, v0, ACC, BLOCK_T, BLOCK_V)
         gamma, last = _decays(g_ptr, b * sgb + h * sgh, t0, T, sgt, HAS_G, ACC, BLOCK_T)
         # (s, t) = exp(Γ_t − Γ_s) for t >= s
         decay = tl.where(anticausal, tl.exp(gamma[None, :] - gamma[:, None]), 0.0)
         w = tl.exp(last - gamma)[:, None]
-        dkc = _dot(_dot(v, tl.trans(do), ACC) * decay, q, ACC) + w * _dot(v, tl.trans(r), ACC)
-        dvc = _dot(_dot(k, tl.trans(q), ACC) * decay, do, ACC) + w * _dot(k, r, ACC)
+        dkc = dot(dot(v, tl.trans(do), ACC) * decay, q, ACC) + w * dot(v, tl.trans(r), ACC)
+        dvc = dot(dot(k, tl.trans(q), ACC) * decay, do, ACC) + w * dot(k, r, ACC)
         _store(dk_ptr, dk_base, t0, T, dk, 0, dkc, BLOCK_T, BLOCK_K)
         _store(dv_ptr, bh.to(tl.int64) * T * dv, t0, T, dv, v0, dvc, BLOCK_T, BLOCK_V)
-        r = tl.exp(last) * r + _dot(tl.trans(q * tl.exp(gamma)[:, None]), do, ACC)
+        r = tl.exp(last) * r + dot(tl.trans(q * tl.exp(gamma)[:, None]), do, ACC)
     if STORE_DS0:
         _store(ds0_ptr, bh.to(tl.int64) * dk * dv, 0, dk, dv, v0, r, BLOCK_K, BLOCK_V)
 
