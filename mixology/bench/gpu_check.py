@@ -194,8 +194,10 @@ def _call(fn: Callable, args: list, backward: bool) -> None:
     leaves = [a.requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point()
               and backward else a for a in args]
     y = fn(*leaves)
-    if backward and isinstance(y, torch.Tensor) and y.requires_grad:
-        y.backward(torch.empty_like(y))
+    outs = [t for t in (y if isinstance(y, tuple) else (y,))  # an op may return several
+            if isinstance(t, torch.Tensor) and t.requires_grad]
+    if backward and outs:
+        torch.autograd.backward(outs, [torch.empty_like(t) for t in outs])
 
 
 # The spec's shapes around tile boundaries (spec/strategies.py boundary values), for each

@@ -22,3 +22,16 @@ register("linear_attention", "triton", f"{_P}.triton_chunk:linear_attention", ne
          doc="Triton chunked kernels, forward and backward, exponents relative to each chunk")
 register("linear_attention", "compiled", f"{_P}.compiled:linear_attention",
          doc="torch.compile of the reference", cost=COMPILE_COST)
+
+
+def gpu_check_calls(meta, sizes):
+    """The Triton launches ``mixology gpu-check`` compiles: (op, shape, implementation, args),
+    with ``meta(shape)`` a meta tensor in the dtype and layout being checked: plain, and with
+    a decay, an initial state and the final state (every flag of the kernels set)."""
+    for T in sizes.ts:
+        for d in sizes.head_dims:
+            q = meta((1, 2, T, d))
+            yield "linear_attention", f"T={T} d={d}", "triton", [q, q, q]
+            g, s0 = meta((1, 2, T), contiguous=True), meta((1, 2, d, d), contiguous=True)
+            yield ("linear_attention", f"T={T} d={d} g s0", "triton",
+                   [q, q, q, g, None, s0, True])

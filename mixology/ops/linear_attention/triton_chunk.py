@@ -40,10 +40,11 @@ from mixology.ops._kernels.triton_utils import (
 from mixology.ops.linear_attention.checks import check_linear_attention
 
 BLOCK_T = 16  # tokens per chunk (tl.dot needs at least 16 on GPU)
-# The state block a program keeps in registers: BLOCK_K x BLOCK_V <= STATE_ELEMENTS (at least
-# 16 columns), with NUM_WARPS warps. Sized by `gpu-check` (sm_90 and sm_80, the sweep's
-# d = 16, 32, 64): a 64 x 64 block with 4 warps spilled 392-984 bytes a thread; 2048
-# elements with 8 warps spill nothing.
+# The state block a program keeps in registers: BLOCK_K x BLOCK_V <= STATE_ELEMENTS 4-byte
+# elements (at least 16 columns), with NUM_WARPS warps; a float64 state has half as many.
+# Sized by `gpu-check` (sm_90 and sm_80): at the sweep's d = 16, 32, 64 a 64 x 64 block with
+# 4 warps spilled 392-984 bytes a thread, 2048 elements with 8 warps spill nothing; at the
+# spec's sizes a float64 64 x 32 block spilled 104-184 bytes in the backward (d = 33).
 STATE_ELEMENTS = 2048
 NUM_WARPS = 8
 
@@ -177,10 +178,12 @@ def _bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, do_ptr, dsT_ptr, dk_ptr, dv_ptr
         _store(ds0_ptr, bh.to(tl.int64) * dk * dv, 0, dk, dv, v0, r, BLOCK_K, BLOCK_V)
 
 
-def blocks(dk: int, dv: int) -> tuple[int, int]:
-    """(BLOCK_K, BLOCK_V): d_k padded (every key dim in one program), the d_v columns."""
+def blocks(dk: int, dv: int, acc: torch.dtype = torch.float32) -> tuple[int, int]:
+    """(BLOCK_K, BLOCK_V): d_k padded (every key dim in one program), the d_v columns of a
+    state block within STATE_ELEMENTS of 4 bytes in the accumulation dtype ``acc``."""
     block_k = max(16, triton.next_power_of_2(dk))
-    return block_k, max(16, min(triton.next_power_of_2(dv), STATE_ELEMENTS // block_k))
+    budget = STATE_ELEMENTS * 4 // torch.empty((), dtype=acc).element_size()
+    return block_k, max(16, min(triton.next_power_of_2(dv), budget // block_k))
 
 
 def _strides(t, n):
@@ -190,7 +193,7 @@ def _strides(t, n):
 def _common(q, k, v, g):
     B, H, T, dk = q.shape
     dv = v.shape[-1]
-    block_k, block_v = blocks(dk, dv)
+    block_k, block_v = blocks(dk, dv, accumulation_dtype(q.dtype))
     grid = (B * H, triton.cdiv(dv, block_v))
     meta = dict(ACC=acc_dtype(q.dtype), BLOCK_T=BLOCK_T, BLOCK_K=block_k, BLOCK_V=block_v,
                 num_warps=NUM_WARPS)
