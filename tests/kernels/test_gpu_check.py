@@ -1,7 +1,7 @@
 """gpu-check: every Triton kernel compiled for sm_90 and sm_80 without a GPU, at the perf
 sweep's sizes (compiled here, and its report must match the committed one) and at the spec's
-sizes (from the committed results where the compile inputs are unchanged); and kernels it must
-flag: one that spills, one with a 32-bit index x stride product."""
+sizes (from the committed results, which must be current: their compile inputs unchanged);
+and kernels it must flag: one that spills, one with a 32-bit index x stride product."""
 
 import json
 import os
@@ -46,6 +46,9 @@ def test_spec_sizes_compile_without_problems(tmp_path):
     r, out = _gpu_check("--sizes", "tests", "--results", str(results))
     assert r.returncode == 0, out
     assert "0 problem(s)" in r.stdout, out
+    # a kernel changed without its results: it compiled here (minutes on 2 cores), so the
+    # committed results are stale
+    assert "(0 compiled," in r.stdout, f"kernels changed: {REGENERATE}\n{out[-2000:]}"
 
 
 def test_unknown_target_is_one_line_and_exit_2():
