@@ -240,14 +240,14 @@ def _char(c: str) -> str:
     return repr(c)[1:-1] if not c.isprintable() or c == " " else c
 
 
-def _top_pairs(full: torch.Tensor, chars: str, n: int) -> str:
+def _top_pairs(full: torch.Tensor, chars, n: int) -> str:
     flat = full.flatten().topk(n).indices
     V = full.shape[1]
     return "  ".join(f"{_char(chars[int(i) // V])}->{_char(chars[int(i) % V])} "
                      f"{float(full.flatten()[i]):+.2f}" for i in flat)
 
 
-def summary(m: CausalLM, chars: str, top: int = 5) -> str:
+def summary(m: CausalLM, chars, top: int = 5) -> str:
     """Per layer and head: the top singular values of QK and OV, and their top token pairs
     (QK: query -> key the head attends to most through the embedding; OV: source token ->
     the logit it raises most)."""
@@ -270,7 +270,7 @@ def summary(m: CausalLM, chars: str, top: int = 5) -> str:
     return "\n".join(lines)
 
 
-def heatmaps(m: CausalLM, chars: str, out_dir) -> list:
+def heatmaps(m: CausalLM, chars, out_dir) -> list:
     """One PNG per layer and head: its QK and OV circuits over the vocabulary."""
 
     # matplotlib loads only to draw, with the Agg backend set before pyplot

@@ -4,57 +4,31 @@
     tok = CharTokenizer.from_text(text)             # 65 characters
     train, val = split(tok.encode(text))            # 90/10: 1,003,854 and 111,540 tokens
     x, y = batch(train, 12, 64, generator)          # (12, 64) windows and their next tokens
+    corpus = prepare.prepare("books/", "bpe")      # any corpus, tokenized once, memory-mapped
     xs, ys = eval_windows(val, 64, 200)             # the same 200 windows for every run
 
 Batches are random contiguous windows drawn from a seeded generator (no DataLoader threads),
-evaluation uses fixed windows, so runs compare on the same data.
+evaluation uses fixed windows, so runs compare on the same data. The token arrays are
+tensors or numpy arrays (the memory-mapped ones of mixology.lab.prepare); windows are long
+tensors either way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from mixology.lab import prepare
+from mixology.lab.prepare import CORPUS, CharTokenizer  # noqa: F401  (re-exported)
 
 IGNORE = -1  # a target that is padding: no loss, no gradient
 
-CORPUS = Path(__file__).parent / "corpus" / "tiny_shakespeare.txt"
-
-
 def load_text(path: str | Path | None = None) -> str:
-    """The text of ``path`` (UTF-8), or the tiny Shakespeare corpus (1,115,394 characters)."""
-    p = Path(path) if path is not None else CORPUS
-    if not p.is_file():
-        raise ValueError(f"path: no such text file {str(p)!r}")
-    return p.read_text(encoding="utf-8")
-
-
-@dataclass(frozen=True)
-class CharTokenizer:
-    """One token per distinct character, in sorted order."""
-
-    chars: str
-
-    @classmethod
-    def from_text(cls, text: str) -> CharTokenizer:
-        if not text:
-            raise ValueError("text: empty, no characters to build a vocabulary from")
-        return cls("".join(sorted(set(text))))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str) -> torch.Tensor:
-        index = {c: i for i, c in enumerate(self.chars)}
-        unknown = sorted(set(text) - index.keys())
-        if unknown:
-            raise ValueError(f"text: characters outside the vocabulary: {''.join(unknown)!r}")
-        return torch.tensor([index[c] for c in text], dtype=torch.long)
-
-    def decode(self, tokens) -> str:
-        return "".join(self.chars[int(t)] for t in tokens)
+    """The text of ``path`` (UTF-8; a folder: its ``*.txt`` files in sorted order), or the
+    tiny Shakespeare corpus (1,115,394 characters)."""
+    return "".join(prepare.read_chunks(prepare.corpus_files(path)))
 
 
 def split(tokens: torch.Tensor, train_fraction: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,15 +68,23 @@ def padded_windows(data: torch.Tensor, context: int) -> tuple[torch.Tensor, torc
     (no loss), so a split is evaluated exactly, whatever its length."""
     if context < 1 or len(data) < 2:
         raise ValueError(f"data: needs at least 2 tokens, has {len(data)}")
+    data = _long(data)
     n = len(data) - 1  # (x, y) pairs
     rows = -(-n // context)
-    x = torch.zeros(rows * context, dtype=data.dtype)
-    y = torch.full((rows * context,), IGNORE, dtype=data.dtype)
+    x = torch.zeros(rows * context, dtype=torch.long)
+    y = torch.full((rows * context,), IGNORE, dtype=torch.long)
     x[:n], y[:n] = data[:-1], data[1:]
     return x.view(rows, context), y.view(rows, context)
 
 
 def _windows(data, starts, context):
     idx = starts[:, None] + torch.arange(context + 1)
-    w = data[idx]
+    w = _long(data[idx.numpy()] if isinstance(data, np.ndarray) else data[idx])
     return w[:, :-1], w[:, 1:]
+
+
+def _long(tokens) -> torch.Tensor:
+    """Token ids (a tensor or a numpy array) as a long tensor."""
+    if isinstance(tokens, np.ndarray):
+        return torch.from_numpy(np.asarray(tokens, dtype=np.int64))
+    return tokens.long()

@@ -17,9 +17,10 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from mixology.lab import data, tracing
+from mixology.lab import prepare, tracing
 from mixology.lab.train import load_run
 
 SATURATE_NATS = 7.0
@@ -110,7 +111,7 @@ def attention_heatmaps(model, tok, prompt: str, path: Path) -> Path | None:
         return None
     plt = _plt()
     H = pats[0].shape[1]
-    chars = [repr(c)[1:-1] if c in "\n\t " else c for c in tok.decode(idx[0])]
+    chars = [_label(tok.decode([i])) for i in idx[0]]
     fig, axes = plt.subplots(len(pats), H, figsize=(2.6 * H, 2.6 * len(pats)), squeeze=False)
     for layer, a in enumerate(pats):
         for h in range(H):
@@ -133,7 +134,7 @@ def token_losses(model, tok, tokens: torch.Tensor) -> list[tuple[str, float]]:
     logits = model(idx)[0][0].float()
     targets = tokens[1:idx.shape[1] + 1]
     losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-    return list(zip(tok.decode(targets), losses.tolist(), strict=True))
+    return list(zip([tok.decode([t]) for t in targets], losses.tolist(), strict=True))
 
 
 def loss_text_html(pairs: list[tuple[str, float]]) -> str:
@@ -146,6 +147,11 @@ def loss_text_html(pairs: list[tuple[str, float]]) -> str:
         spans.append(f'<span title="{loss:.2f} nats" style="background:rgb(255,{g},{g})">'
                      f"{text}</span>")
     return '<div class="tokens">' + "".join(spans) + "</div>"
+
+
+def _label(piece: str) -> str:
+    """A token's text for an axis: whitespace and control characters escaped."""
+    return "".join(repr(c)[1:-1] if c in "\n\t " or not c.isprintable() else c for c in piece)
 
 
 def _img(path: Path | None, alt: str) -> str:
@@ -174,9 +180,11 @@ def build(run_dirs: list[str | Path], out: str | Path, prompt: str = "ROMEO:\nWh
     parts += [f"<h2>Attention of {html.escape(runs[0].name)} on a prompt</h2>",
               _img(attention_heatmaps(model, tok, prompt, Path(f"{stem}_attention.png")),
                    "attention heatmaps")]
-    text = data.load_text(json.loads((runs[0] / "config.json").read_text())["train"]["text"])
-    _, val = data.split(tok.encode(text))
-    pairs = token_losses(model, tok, val[:model.config.context + 1])
+    cfg = json.loads((runs[0] / "config.json").read_text())["train"]
+    val = prepare.prepare(cfg["text"], cfg.get("tokenizer", "char"),
+                          bpe_vocab=cfg.get("bpe_vocab", 4096)).val
+    pairs = token_losses(model, tok, torch.from_numpy(
+        np.asarray(val[:model.config.context + 1], dtype=np.int64)))
     mean = sum(v for _, v in pairs) / len(pairs)
     parts += [f"<h2>Per-token loss on a validation passage ({html.escape(runs[0].name)}; "
               f"mean {mean:.3f} nats; red = {SATURATE_NATS:g} nats or more)</h2>",

@@ -9,9 +9,11 @@
 - Evaluation every ``eval_every`` steps on fixed windows; the best validation loss is
   checkpointed (``best.pt``), the latest state too (``last.pt``), and ``resume=True`` goes on
   from it: on CPU, a run stopped at step k and resumed gives the same losses bit for bit.
-- One folder a run: ``config.json``, ``metrics.jsonl`` (step, train/val loss, lr, grad norm,
-  clipped, tokens/s, elapsed; at the end the loss over every validation token), ``best.pt``,
-  ``last.pt``, ``samples.txt``.
+- The corpus (a text file or a folder of them) is tokenized once, by characters or BPE, into
+  a memory-mapped file (mixology.lab.prepare); batches read windows from it.
+- One folder a run: ``config.json``, ``tokenizer.json``, ``metrics.jsonl`` (step, train/val
+  loss, lr, grad norm, clipped, tokens/s, elapsed; at the end the loss over every validation
+  token), ``best.pt``, ``last.pt``, ``samples.txt``.
 - Distributed: under ``torchrun --nproc_per_node N`` the same trainer runs
   DistributedDataParallel (gloo on CPU, nccl on CUDA). Every rank draws the same global batch
   of ``N x batch_size`` windows from the shared generator and trains on its slice, so N
@@ -33,7 +35,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from mixology.lab import data, tracing
+from mixology.lab import data, prepare, tracing
 from mixology.lab.model import CausalLM, ModelConfig, config_from_dict
 
 
@@ -55,7 +57,9 @@ class TrainConfig:
     seed: int = 1337
     device: str = "cpu"
     dtype: str = "float32"  # the parameters' dtype (float64: the tests' exact comparisons)
-    text: str | None = None  # a text file; None: tiny Shakespeare
+    text: str | None = None  # a text file or a folder of .txt files; None: tiny Shakespeare
+    tokenizer: str = "char"  # char | bpe (byte-level BPE trained on the corpus)
+    bpe_vocab: int = 4096
     stats: bool = True  # per-layer statistics at each evaluation, into stats.jsonl
     eval_all: bool = True  # at the end, the loss over every validation token (val_loss_all)
     sample_tokens: int = 300  # at the end, a sample of this many characters (0: none)
@@ -231,11 +235,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
     lead = rank == 0  # writes the run folder
     if lead:
         out.mkdir(parents=True, exist_ok=True)
-    text = data.load_text(cfg.text)
-    tok = data.CharTokenizer.from_text(text)
+    corpus = prepare.prepare(cfg.text, cfg.tokenizer, bpe_vocab=cfg.bpe_vocab)
+    tok, train_tokens, val_tokens = corpus.tokenizer, corpus.train, corpus.val
     if model_cfg.vocab_size != tok.vocab_size:
         model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "vocab_size": tok.vocab_size})
-    train_tokens, val_tokens = data.split(tok.encode(text))
     torch.manual_seed(cfg.seed)
     # drawn in float32 whatever the dtype, so a float64 run starts from the same weights
     model = CausalLM(model_cfg, device=cfg.device).to(getattr(torch, cfg.dtype))
@@ -253,8 +256,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
                    if row["step"] <= step]
     elif lead:
         (out / "config.json").write_text(json.dumps(
-            {"model": model_cfg.to_dict(), "train": asdict(cfg), "chars": tok.chars,
-             "world_size": world}, indent=2))
+            {"model": model_cfg.to_dict(), "train": asdict(cfg), "world_size": world}, indent=2))
+        tok.save(out)
     if lead:
         with open(out / "metrics.jsonl", "w") as f:
             for m in metrics:
@@ -306,7 +309,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
                 best = row["val_loss"]
                 if lead:
                     torch.save({"model": model.state_dict(), "config": model_cfg.to_dict(),
-                                "step": step, "val_loss": best, "chars": tok.chars},
+                                "step": step, "val_loss": best},
                                out / "best.pt")
         if step == cfg.steps and cfg.eval_all:  # every validation token once
             row["val_loss_all"] = evaluate(
@@ -341,9 +344,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
     return Run(out, model, metrics, best)
 
 
-def sample_text(model: CausalLM, tok: data.CharTokenizer, prompt: str, tokens: int, *,
+def sample_text(model: CausalLM, tok, prompt: str, tokens: int, *,
                 temperature: float = 0.8, top_k: int | None = 200, seed: int = 0) -> str:
-    """``prompt`` and ``tokens`` characters sampled after it."""
+    """``prompt`` and ``tokens`` tokens sampled after it."""
     device = next(model.parameters()).device
     idx = tok.encode(prompt or "\n")[None].to(device)
     model.eval()
@@ -353,12 +356,14 @@ def sample_text(model: CausalLM, tok: data.CharTokenizer, prompt: str, tokens: i
     return tok.decode(out[0])
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[CausalLM, data.CharTokenizer]:
-    """The best checkpoint of a run folder, and its tokenizer."""
+def load_run(run_dir: str | Path, device: str = "cpu"):
+    """The best checkpoint of a run folder, and its tokenizer: (CausalLM, tokenizer)."""
     path = Path(run_dir) / "best.pt"
     if not path.is_file():
         raise ValueError(f"run_dir: no checkpoint {str(path)!r}")
     state = torch.load(path, map_location=device, weights_only=False)
     model = CausalLM(ModelConfig.from_dict(state["config"]), device=device)
     model.load_state_dict(state["model"])
-    return model, data.CharTokenizer(state["chars"])
+    if "chars" in state:  # a run saved before tokenizer.json
+        return model, prepare.CharTokenizer(state["chars"])
+    return model, prepare.load_tokenizer(run_dir)

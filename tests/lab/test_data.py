@@ -30,7 +30,7 @@ def test_windows_are_next_token_pairs_and_seeded():
 
 
 def test_own_text_and_bad_input():
-    with pytest.raises(ValueError, match="path: no such text file"):
+    with pytest.raises(ValueError, match="text: no such text file"):
         data.load_text(Path("/no/such/file.txt"))
     tok = data.CharTokenizer.from_text("abc")
     with pytest.raises(ValueError, match="text: characters outside the vocabulary: 'z'"):
