@@ -3,12 +3,12 @@ lab's small language models, trained, compared, sampled and looked inside."""
 
 from __future__ import annotations
 
+import argparse
 import os
-from dataclasses import fields
 
 from mixology.cli.common import parse_value
-from mixology.lab import circuits, compare, explain, report
-from mixology.lab.model import ModelConfig, preset
+from mixology.lab import circuits, compare, explain, report, settings
+from mixology.lab.model import preset
 from mixology.lab.train import TRAIN_PRESETS, TrainConfig, load_run, sample_text, train
 
 PRESETS = ("shakespeare-char | shakespeare-char-cpu | attention_only_1L | attention_only_2L | "
@@ -16,15 +16,20 @@ PRESETS = ("shakespeare-char | shakespeare-char-cpu | attention_only_1L | attent
 
 
 def add_commands(sub) -> None:
-    tr = sub.add_parser("train", help="train a lab model (char-level tiny Shakespeare)")
+    tr = sub.add_parser("train", help="train a lab model (default: char-level tiny Shakespeare)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog=settings.describe())
     tr.add_argument("--preset", default="shakespeare-char-cpu", help=PRESETS)
     tr.add_argument("--set", action="append", metavar="KEY=VALUE",
-                    help="override a model or training setting (repeatable)")
+                    help="override a model or training setting (repeatable; the settings "
+                         "and their values are listed below)")
     tr.add_argument("--out", help="run folder (default runs/PRESET)")
     tr.add_argument("--resume", action="store_true", help="go on from OUT/last.pt")
     tr.set_defaults(func=cmd_train)
 
-    co = sub.add_parser("compare", help="train a grid of configs x seeds and compare them")
+    co = sub.add_parser("compare", help="train a grid of configs x seeds and compare them",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog=settings.describe())
     co.add_argument("--preset", default="shakespeare-char-cpu")
     co.add_argument("--grid", action="append", metavar="KEY=V1,V2",
                     help="a setting and its values to compare (repeatable: the product)")
@@ -63,28 +68,26 @@ def add_commands(sub) -> None:
 
 
 def _settings(items, flag: str) -> dict:
-    """{key: value} of ``KEY=VALUE`` items."""
+    """{key: value} of ``KEY=VALUE`` items, each checked against the settings' table."""
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"{flag} wants key=value, got {item!r}")
-        out[key] = parse_value(value)
+        out[key] = _checked(flag, key, parse_value(value))
     return out
+
+
+def _checked(flag: str, key: str, value):
+    try:
+        return settings.check(key, value)
+    except ValueError as e:
+        raise ValueError(f"{flag}: {e}") from None
 
 
 def cmd_train(args) -> int:
     """Train a lab model: a preset, --set overrides of its model or training config."""
-    model_keys = {f.name for f in fields(ModelConfig)}
-    train_keys = {f.name for f in fields(TrainConfig)}
-    m, t = {}, {}
-    for key, value in _settings(args.set, "--set").items():
-        if key in model_keys:
-            m[key] = value
-        elif key in train_keys:
-            t[key] = value
-        else:
-            raise ValueError(f"--set: unknown key {key!r}")
+    m, t = settings.split(_settings(args.set, "--set"))
     model_cfg = preset(args.preset, **m)
     train_cfg = TrainConfig.from_dict({**TRAIN_PRESETS.get(args.preset, {}), **t})
     run = train(model_cfg, train_cfg, args.out or os.path.join("runs", args.preset),
@@ -104,7 +107,7 @@ def cmd_compare(args) -> int:
         key, sep, values = item.partition("=")
         if not sep or not values:
             raise ValueError(f"--grid wants key=v1,v2,..., got {item!r}")
-        grid[key] = [parse_value(v) for v in values.split(",")]
+        grid[key] = [_checked("--grid", key, parse_value(v)) for v in values.split(",")]
     base = _settings(args.set, "--set")
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
@@ -133,8 +136,9 @@ def cmd_report(args) -> int:
 def cmd_circuits(args) -> int:
     """Per head, the top singular values and token pairs of QK and OV; heatmaps."""
     model, tok = load_run(args.run_dir)
-    print(circuits.summary(model, tok.chars, args.top))
-    paths = circuits.heatmaps(model, tok.chars, args.out or os.path.join(args.run_dir, "circuits"))
+    print(circuits.summary(model, tok.pieces, args.top))
+    paths = circuits.heatmaps(model, tok.pieces,
+                              args.out or os.path.join(args.run_dir, "circuits"))
     print(f"{len(paths)} heatmap(s) in {os.path.dirname(paths[0])}")
     return 0
 
@@ -143,3 +147,4 @@ def cmd_explain(args) -> int:
     """Print the walkthrough of a block (mixology/lab/explain.py)."""
     print(explain.explain(args.topic, B=args.B, T=args.T, D=args.D, H=args.H), end="")
     return 0
+

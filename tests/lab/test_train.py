@@ -54,7 +54,7 @@ def test_train_and_sample_commands(tmp_path):
     code, stdout, err = mixology("sample", out, "--prompt", "ROMEO:", "--tokens", "20")
     assert code == 0 and stdout.startswith("ROMEO:") and len(stdout.rstrip("\n")) >= 20, err
     code, _, err = mixology("train", "--set", "nope=1", "--out", out)
-    assert code == 2 and "unknown key 'nope'" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "nope: unknown setting; known: " in err and len(err.strip().splitlines()) == 1
     code, _, err = mixology("train", "--set", "mixer=token_mix", "--out", out)
     assert code == 2 and "not causal" in err, err
 
