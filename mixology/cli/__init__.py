@@ -2,7 +2,7 @@
 
 - ``verify.py``: verify, list, mutants (the spec);
 - ``bench.py``: bench, history, gpu-check (benchmarks and kernels);
-- ``lab.py``: train, compare, sample, report, circuits, explain (the lab).
+- ``lab.py``: train, compare, sample, report, circuits, explain, app (the lab).
 
 Misuse is one line on stderr and exit 2, for every command alike: a command raises
 ``ValueError`` (its own checks, or the library's on the user's input) and :func:`main` prints

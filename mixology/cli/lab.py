@@ -1,10 +1,13 @@
-"""``mixology train``, ``compare``, ``sample``, ``report``, ``circuits`` and ``explain``: the
-lab's small language models, trained, compared, sampled and looked inside."""
+"""``mixology train``, ``compare``, ``sample``, ``report``, ``circuits``, ``explain`` and
+``app``: the lab's small language models, trained, compared, sampled and looked inside, on
+the command line or in the browser."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 
 from mixology.cli.common import parse_value
 from mixology.lab import circuits, compare, explain, report, settings
@@ -59,6 +62,12 @@ def add_commands(sub) -> None:
     ci.add_argument("--top", type=int, default=5)
     ci.add_argument("--out", default=None, help="heatmaps folder (default RUN_DIR/circuits)")
     ci.set_defaults(func=cmd_circuits)
+
+    ap = sub.add_parser("app", help="the lab in the browser: train, watch, look inside, "
+                                    "generate, compare (Streamlit: pip install 'mixology[app]')")
+    ap.add_argument("--runs", default="runs", help="the folder of run folders (default runs)")
+    ap.add_argument("--port", type=int, default=8501)
+    ap.set_defaults(func=cmd_app)
 
     ex = sub.add_parser("explain", help="walk through a block step by step (text)")
     ex.add_argument("topic", help="token_mixer | ffn | swiglu | attention")
@@ -148,3 +157,18 @@ def cmd_explain(args) -> int:
     print(explain.explain(args.topic, B=args.B, T=args.T, D=args.D, H=args.H), end="")
     return 0
 
+
+def cmd_app(args) -> int:
+    """Serve mixology/lab/app.py with Streamlit; training runs in processes of its own."""
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port: expected 1..65535, got {args.port}")
+    try:
+        import streamlit  # noqa: F401
+    except ImportError:
+        raise ValueError("app: needs streamlit (pip install 'mixology[app]')") from None
+    app = os.path.join(os.path.dirname(os.path.dirname(__file__)), "lab", "app.py")
+    env = {**os.environ, "MIXOLOGY_APP_RUNS": os.path.abspath(args.runs)}
+    print(f"mixology app: http://localhost:{args.port} (runs in {env['MIXOLOGY_APP_RUNS']})")
+    return subprocess.call([sys.executable, "-m", "streamlit", "run", app,
+                            "--server.port", str(args.port), "--server.headless", "true",
+                            "--browser.gatherUsageStats", "false"], env=env)

@@ -20,22 +20,25 @@ from mixology.lab.model import CausalLM
 from mixology.ops.blocks import reference as blocks
 
 
-def _recording(op, patterns: list):
+def _recording(op, patterns: list, qk: list):
     def attention(q, k, v, *args):
         eye = torch.eye(q.shape[2], dtype=q.dtype, device=q.device)
         patterns.append(op(q, k, eye.expand(*q.shape[:2], -1, -1).contiguous(), *args))
+        qk.append((q, k))
         return op(q, k, v, *args)
     return attention
 
 
 def trace_block(block, x: torch.Tensor) -> dict:
     """{"in", "mix", "ffn" (None for attention-only), "out", "pattern" ((B, H, T, T) or
-    None for token_mix)} of one TransformerBlock on ``x``."""
+    None for token_mix and linear attention), "qk" (the queries and keys (B, H, T, d) the
+    attention saw, position encoding applied, or None)} of one TransformerBlock on ``x``."""
     cfg, p = block.config, dict(block.params)
     patterns: list = []
+    qk: list = []
     c = dict(blocks.REFERENCE.parts)
     for name in ("softmax_attention", "quadratic_attention"):
-        c[name] = _recording(c[name], patterns)
+        c[name] = _recording(c[name], patterns, qk)
     norms = {name: blocks.norm_fn(c, cfg["norm"], p, name, cfg["eps"])
              for name in blocks.NORM_NAMES}
     seen = {"mix": None, "ffn": None}
@@ -51,7 +54,8 @@ def trace_block(block, x: torch.Tensor) -> dict:
 
     out = blocks.WIRING[cfg["residual"]](x, mix, None if cfg["activation"] == "none" else ffn,
                                          norms)
-    return {"in": x, **seen, "out": out, "pattern": patterns[0] if patterns else None}
+    return {"in": x, **seen, "out": out, "pattern": patterns[0] if patterns else None,
+            "qk": qk[0] if qk else None}
 
 
 def trace(model: CausalLM, idx: torch.Tensor) -> tuple[list[dict], torch.Tensor]:
@@ -77,16 +81,61 @@ def entropy(pattern: torch.Tensor, causal: bool = True) -> list[float]:
     return [float(v) for v in h.mean(dim=(0, 2))]
 
 
+HIST_BINS = 41
+
+
+def histogram(t: torch.Tensor | None) -> dict | None:
+    """{"lo", "hi", "counts"}: the values of ``t`` in HIST_BINS equal bins over [-m, m], m
+    the largest magnitude (so every value is counted)."""
+    if t is None:
+        return None
+    v = t.detach().float().flatten()
+    m = float(v.abs().max()) or 1.0
+    counts = torch.histc(v, bins=HIST_BINS, min=-m, max=m)
+    return {"lo": -m, "hi": m, "counts": [int(c) for c in counts]}
+
+
 @torch.no_grad()
 def layer_stats(model: CausalLM, idx: torch.Tensor) -> list[dict]:
     """Per layer, on the probe ``idx``: RMS of the residual stream entering it, of each
     sublayer's output and of the stream leaving it; attention entropy per head (nats, and
-    ln T for reference: uniform over all keys)."""
+    ln T for reference: uniform over all keys); histograms of the sublayers' outputs and of
+    the stream leaving the layer ("hist": {"mix", "ffn", "out"})."""
     layers, _ = trace(model, idx)
     return [{"resid_rms": rms(t["in"]), "mix_rms": rms(t["mix"]), "ffn_rms": rms(t["ffn"]),
              "out_rms": rms(t["out"]),
-             "entropy": None if t["pattern"] is None else entropy(t["pattern"])}
+             "entropy": None if t["pattern"] is None else entropy(t["pattern"]),
+             "hist": {name: histogram(t[name]) for name in ("mix", "ffn", "out")}}
             for t in layers]
+
+
+@torch.no_grad()
+def qk_stats(q: torch.Tensor, k: torch.Tensor) -> list[dict]:
+    """Per head, of the queries and keys (B, H, T, d) of a causal attention: the mean norm
+    of q and of k, and the mean, std and largest magnitude of the scaled scores q·k/√d over
+    the causal pairs."""
+    d = q.shape[-1]
+    s = (q.double() @ k.double().transpose(-1, -2)) / math.sqrt(d)
+    T = q.shape[2]
+    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    out = []
+    for h in range(q.shape[1]):
+        v = s[:, h][:, mask]
+        out.append({"q_norm": float(q[:, h].double().norm(dim=-1).mean()),
+                    "k_norm": float(k[:, h].double().norm(dim=-1).mean()),
+                    "score_mean": float(v.mean()), "score_std": float(v.std(correction=0)),
+                    "score_max_abs": float(v.abs().max())})
+    return out
+
+
+@torch.no_grad()
+def score_by_distance(q: torch.Tensor, k: torch.Tensor) -> list[float]:
+    """Mean |q_t·k_s|/√d of every head, against the distance t - s = 0, 1, ..., T-1."""
+    s = ((q.double() @ k.double().transpose(-1, -2)) / math.sqrt(q.shape[-1])).abs()
+    T = q.shape[2]
+    t, src = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    dist = (t - src).to(q.device)
+    return [float(s[..., dist == r].mean()) for r in range(T)]
 
 
 def grad_rms(model: CausalLM) -> list[float | None]:

@@ -227,7 +227,8 @@ def distributed(cfg: TrainConfig) -> tuple[int, int, str]:
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: bool = False,
           stop_at: int | None = None, progress: bool = True) -> Run:
     """Train ``model_cfg`` by ``cfg`` into the folder ``out``. ``resume``: go on from
-    ``out/last.pt``; ``stop_at``: stop after that step (as if interrupted; resume later)."""
+    ``out/last.pt``; ``stop_at``: stop after that step (as if interrupted; resume later), as
+    a file ``out/STOP`` does at the step it appears."""
     out = Path(out)
     rank, world, device = distributed(cfg)
     if device != cfg.device:
@@ -332,10 +333,14 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, *, resume: 
                                         "elapsed": time.perf_counter() - start}) + "\n")
         if lead and progress and (sys.stderr.isatty() or "val_loss" in row):
             _progress(step, cfg.steps, row["train_loss"], tps, start)
-        if lead and ("val_loss" in row or step == stop_at):  # resume from here
+        # a STOP file in the run folder (the app's stop button) ends a single-process run
+        asked = world == 1 and (out / "STOP").exists()
+        if lead and ("val_loss" in row or step == stop_at or asked):  # resume from here
             torch.save({"model": model.state_dict(), "optimizers": [o.state_dict() for o in opts],
                         "generator": gen.get_state(), "step": step, "best_val": best},
                        out / "last.pt")
+        if asked:
+            break
     if world > 1:
         dist.barrier()  # last.pt is written before any rank returns
     if lead and step == cfg.steps and cfg.sample_tokens:

@@ -1,4 +1,5 @@
-"""Training statistics in the run folder, and the HTML report: every image decodes."""
+"""Training statistics in the run folder, and the HTML report: every image decodes; the
+Q·K statistics and the score against distance."""
 
 import base64
 import io
@@ -31,6 +32,9 @@ def test_each_evaluation_records_every_layers_statistics(tmp_path):
                 assert layer[key] > 0, (key, layer)
             assert len(layer["entropy"]) == 2
             assert all(0 <= e <= math.log(16) + 1e-9 for e in layer["entropy"])
+            for part in ("mix", "ffn", "out"):  # the probe: 4 windows x 16 tokens x 16 wide
+                hist = layer["hist"][part]
+                assert sum(hist["counts"]) == 4 * 16 * 16 and hist["lo"] == -hist["hi"] < 0
     _run(tmp_path / "b", stats=False)
     assert (tmp_path / "b" / "stats.jsonl").read_text() == ""
 
@@ -66,3 +70,20 @@ def test_report_is_one_page_whose_images_all_decode(tmp_path):
     assert parser.spans == 16  # one coloured character per validation token (context 16)
     assert len(list((tmp_path / "r").glob("report_*.png"))) == 4
     assert "Samples" in page and page.count("<h3>") == 2
+
+
+def test_qk_statistics_and_score_by_distance_are_those_of_the_scores():
+    import torch
+
+    from mixology.lab import tracing
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 3, 5, 4, generator=g), torch.randn(2, 3, 5, 4, generator=g)
+    s = (q.double() @ k.double().mT) / 2  # sqrt(d) = 2
+    stats = tracing.qk_stats(q, k)
+    causal = s[:, 1][:, torch.ones(5, 5, dtype=torch.bool).tril()]
+    assert len(stats) == 3 and abs(stats[1]["score_mean"] - float(causal.mean())) < 1e-12
+    assert abs(stats[1]["score_max_abs"] - float(causal.abs().max())) < 1e-12
+    by = tracing.score_by_distance(q, k)
+    assert len(by) == 5 and abs(by[4] - float(s[..., 4, 0].abs().mean())) < 1e-12
+    assert abs(by[0] - float(torch.diagonal(s, dim1=-2, dim2=-1).abs().mean())) < 1e-12
