@@ -53,20 +53,19 @@ def _defaults(preset_name: str) -> dict:
 
 
 def _widget(s: settings.Setting, default, key: str):
-    label = f"{s.key}"
+    """The control of one setting, starting at the preset's value (or at an imported one,
+    already in the session state under ``key``)."""
+    if key not in st.session_state:
+        st.session_state[key] = "" if s.type is str and default is None else default
     if s.values:
-        return st.selectbox(label, s.values, index=s.values.index(default)
-                            if default in s.values else 0, key=key, help=s.help)
+        return st.selectbox(s.key, s.values, key=key, help=s.help)
     if s.type is bool:
-        return st.checkbox(label, value=bool(default), key=key, help=s.help)
+        return st.checkbox(s.key, key=key, help=s.help)
     if s.type is int:
-        return int(st.number_input(label, value=int(default), step=1, key=key, help=s.help))
+        return int(st.number_input(s.key, step=1, key=key, help=s.help))
     if s.type is float:
-        return float(st.number_input(label, value=float(default), format="%g", key=key,
-                                     help=s.help))
-    text = st.text_input(label, value="" if default is None else str(default), key=key,
-                         help=s.help)
-    return text or None
+        return float(st.number_input(s.key, format="%g", key=key, help=s.help))
+    return st.text_input(s.key, key=key, help=s.help) or None
 
 
 def _import_config(preset_name: str) -> None:
@@ -83,7 +82,7 @@ def _import_config(preset_name: str) -> None:
         st.session_state["import_error"] = str(e)
         return
     for key, value in chosen.items():
-        st.session_state[f"{preset_name}:{key}"] = value
+        st.session_state[f"{preset_name}:{key}"] = "" if value is None else value
     st.session_state["import_error"] = None
 
 
@@ -121,8 +120,12 @@ def train_page() -> None:
 
 
 def _name(changed: dict) -> str:
+    """A free run name from the first settings that differ from the preset."""
     parts = [f"{k}-{v}" for k, v in changed.items() if k not in ("steps", "text")][:3]
-    base = "_".join(parts) or "default"
+    return _free("_".join(parts) or "default")
+
+
+def _free(base: str) -> str:
     n = 1
     while (RUNS / f"{base}_{n}").exists():
         n += 1
@@ -171,7 +174,9 @@ def live_charts(folder: Path) -> None:
         return
     m = pd.DataFrame(rows).set_index("step")
     st.subheader("Loss")
-    st.line_chart(m[[c for c in ("train_loss", "val_loss", "eval_train_loss") if c in m]])
+    losses = m[[c for c in ("train_loss", "val_loss", "eval_train_loss") if c in m]]
+    # the evaluations' points joined by lines (they are every eval_every steps)
+    st.line_chart(losses.interpolate(limit_area="inside"))
     c1, c2 = st.columns(2)
     c1.caption("learning rate")
     c1.line_chart(m[["lr"]])
@@ -366,7 +371,7 @@ def grid_form() -> None:
     seeds = c3.number_input("seeds", 1, 10, 2, key="grid_seeds")
     shared = st.text_input("shared settings (key=value; ...)", value="steps=200",
                            key="grid_shared")
-    name = st.text_input("compare name", value="compare_1", key="grid_name")
+    name = st.text_input("compare name", value=_free("compare"), key="grid_name")
     out = RUNS / name
     if st.button("Start the grid", key="grid_start"):
         try:
