@@ -174,6 +174,7 @@ class BPETokenizer:
 
 def _tokenizers():
     try:
+        # optional: only the bpe tokenizer needs it
         import tokenizers
         import tokenizers.decoders
         import tokenizers.models

@@ -1,7 +1,8 @@
 """gpu-check: every Triton kernel compiled for sm_90 and sm_80 without a GPU, at the perf
 sweep's sizes (compiled here, and its report must match the committed one) and at the spec's
-sizes (from the committed results, which must be current: their compile inputs unchanged);
-and kernels it must flag: one that spills, one with a 32-bit index x stride product."""
+sizes (from the committed results, which must be current: every variant's compile inputs
+unchanged); and kernels it must flag: one that spills, one with a 32-bit index x stride
+product."""
 
 import json
 import os
@@ -32,6 +33,19 @@ def _gpu_check(*argv):
     return r, r.stdout + r.stderr[-4000:]
 
 
+def _from_committed_results(tmp_path, *argv):
+    """gpu-check from a copy of the committed results (the run writes its results back),
+    which must be current: a kernel changed without them compiles here (minutes on 2
+    cores), and the test fails with the commands that regenerate them."""
+    results = tmp_path / "results.json"
+    shutil.copy(REPORTS / "results.json", results)
+    r, out = _gpu_check(*argv, "--results", str(results))
+    assert r.returncode == 0, out
+    assert "0 problem(s)" in r.stdout, out
+    assert "(0 compiled," in r.stdout, f"kernels changed: {REGENERATE}\n{out[-2000:]}"
+    return r
+
+
 def test_perf_sizes_compile_without_spills_and_match_the_committed_report(tmp_path):
     r, out = _gpu_check("--sizes", "perf", "--markdown", str(tmp_path / "perf.md"))
     assert r.returncode == 0, out
@@ -41,14 +55,7 @@ def test_perf_sizes_compile_without_spills_and_match_the_committed_report(tmp_pa
 
 
 def test_spec_sizes_compile_without_problems(tmp_path):
-    results = tmp_path / "results.json"  # a copy: the run writes its results back
-    shutil.copy(REPORTS / "results.json", results)
-    r, out = _gpu_check("--sizes", "tests", "--results", str(results))
-    assert r.returncode == 0, out
-    assert "0 problem(s)" in r.stdout, out
-    # a kernel changed without its results: it compiled here (minutes on 2 cores), so the
-    # committed results are stale
-    assert "(0 compiled," in r.stdout, f"kernels changed: {REGENERATE}\n{out[-2000:]}"
+    _from_committed_results(tmp_path, "--sizes", "tests")
 
 
 def test_unknown_target_is_one_line_and_exit_2():
