@@ -5,15 +5,17 @@
     corpus.train, corpus.val        # int32 numpy memmaps: 90% / 10% of the tokens, in order
     corpus.tokenizer.decode(corpus.tokenizer.encode(s)) == s
 
-- ``text``: None (tiny Shakespeare, shipped), a UTF-8 text file, or a folder whose ``*.txt``
-  files are read in sorted order and concatenated.
+- ``text``: None (tiny Shakespeare, shipped), a UTF-8 text file, a folder whose ``*.txt``
+  files are read in sorted order and concatenated, or ``hf:NAME[:SPLIT[:COLUMN]]``, a Hugging
+  Face ``datasets`` corpus (where the package is installed and the dataset reachable).
 - Tokenizers: ``char`` (one token per distinct character of the corpus, sorted) or ``bpe``
   (Hugging Face ``tokenizers``: byte-level BPE trained on the corpus, so any text
   round-trips). ``tokenizer.save(folder)`` / ``load_tokenizer(folder)``: ``tokenizer.json``.
 - The text is read in chunks of about 1 MiB and each chunk's ids are appended to the file, so
   memory stays flat whatever the corpus' size; batches read windows from the memmap.
 - The split is deterministic: the first 90% of the tokens train, the rest validate.
-- Prepared once per corpus (its files' paths, sizes and modification times) and tokenizer, in
+- Prepared once per corpus (its files' paths, sizes and modification times, or the dataset's
+  fingerprint) and tokenizer, in
   ``$MIXOLOGY_CACHE`` (default ``~/.cache/mixology``)``/corpora/<key>/``.
 """
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,47 +219,96 @@ def cache_root() -> Path:
     return Path(os.environ.get("MIXOLOGY_CACHE") or Path.home() / ".cache" / "mixology")
 
 
-def _key(files: list[Path], tokenizer: str, bpe_vocab: int) -> str:
-    h = hashlib.sha256(json.dumps([FORMAT, tokenizer, bpe_vocab if tokenizer == "bpe" else 0]
-                                  ).encode())
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return h.hexdigest()[:16]
+def _key(identity: list[str], tokenizer: str, bpe_vocab: int) -> str:
+    return hashlib.sha256(json.dumps([FORMAT, tokenizer, bpe_vocab if tokenizer == "bpe" else 0,
+                                      identity]).encode()).hexdigest()[:16]
+
+
+def hf_chunks(spec: str) -> tuple[Callable[[], Iterator[str]], str]:
+    """A Hugging Face ``datasets`` corpus, ``hf:NAME[:SPLIT[:COLUMN]]`` (split "train" and
+    column "text" by default; NAME a folder written by ``save_to_disk`` or anything
+    ``load_dataset`` takes): (a function giving its rows' text in chunks, each row followed by
+    a newline; the dataset's fingerprint)."""
+    name, _, rest = spec[3:].partition(":")
+    split, _, column = rest.partition(":")
+    split, column = split or "train", column or "text"
+    try:
+        # optional: only hf: corpora need it
+        import datasets
+    except ImportError:
+        raise ValueError(f"text: {spec!r} needs Hugging Face datasets (pip install datasets)"
+                         ) from None
+    try:
+        if (Path(name) / "dataset_info.json").exists() or (
+                Path(name) / "dataset_dict.json").exists():
+            ds = datasets.load_from_disk(name)
+            ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+        else:
+            ds = datasets.load_dataset(name, split=split)
+    except Exception as e:  # unreachable hub, unknown name or split: one line, by name
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"text: cannot load {spec!r}: {why}") from None
+    if column not in ds.column_names:
+        raise ValueError(f"text: {spec!r} has no column {column!r}; columns: "
+                         f"{', '.join(ds.column_names)}")
+
+    def chunks() -> Iterator[str]:
+        rows, size = [], 0
+        for batch in ds.iter(batch_size=1024):
+            for row in batch[column]:
+                rows.append(row + "\n")
+                size += len(row) + 1
+                if size >= CHUNK:
+                    yield "".join(rows)
+                    rows, size = [], 0
+        if rows:
+            yield "".join(rows)
+
+    return chunks, ds._fingerprint
+
+
+def _source(text) -> tuple[Callable[[], Iterator[str]], list[str]]:
+    """(a function giving the corpus' text in chunks, what identifies its content)."""
+    if isinstance(text, str) and text.startswith("hf:"):
+        chunks, fingerprint = hf_chunks(text)
+        return chunks, [text, fingerprint]
+    files = corpus_files(text)
+    return (lambda: read_chunks(files)), [
+        f"{f.resolve()}\0{f.stat().st_size}\0{f.stat().st_mtime_ns}" for f in files]
 
 
 def prepare(text: str | Path | None = None, tokenizer: str = "char", *, bpe_vocab: int = 4096,
             cache: str | Path | None = None) -> Corpus:
     """The corpus ``text`` tokenized by ``tokenizer`` (see the module's docstring); the
     second call with the same corpus and tokenizer reads what the first one wrote."""
-    files = corpus_files(text)
-    folder = Path(cache or cache_root()) / "corpora" / _key(files, tokenizer, bpe_vocab)
+    chunks, identity = _source(text)
+    folder = Path(cache or cache_root()) / "corpora" / _key(identity, tokenizer, bpe_vocab)
     if not (folder / "meta.json").is_file():
-        _write(folder, files, tokenizer, bpe_vocab)
+        _write(folder, chunks, identity, tokenizer, bpe_vocab)
     meta = json.loads((folder / "meta.json").read_text())
     tokens = np.memmap(folder / "tokens.bin", dtype=np.int32, mode="r", shape=(meta["tokens"],))
     n = int(TRAIN_FRACTION * meta["tokens"])
     return Corpus(load_tokenizer(folder), tokens[:n], tokens[n:], folder)
 
 
-def _write(folder: Path, files: list[Path], kind: str, bpe_vocab: int) -> None:
+def _write(folder: Path, chunks, identity: list[str], kind: str, bpe_vocab: int) -> None:
     """Train the tokenizer on the corpus, then append each chunk's ids to tokens.bin; written
     in a temporary folder renamed at the end, so that two processes preparing the same corpus
     at once both end with a whole one."""
     tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    tok = train_tokenizer(kind, read_chunks(files), bpe_vocab)
+    tok = train_tokenizer(kind, chunks(), bpe_vocab)
     tok.save(tmp)
     count = 0
     with open(tmp / "tokens.bin", "wb") as out:
-        for chunk in read_chunks(files):
+        for chunk in chunks():
             ids = tok.ids(chunk)
             out.write(ids.tobytes())
             count += len(ids)
     if count < 2:
         raise ValueError(f"text: {count} token(s), a corpus needs at least 2")
     (tmp / "meta.json").write_text(json.dumps({
-        "files": [str(f) for f in files], "tokenizer": kind, "vocab_size": tok.vocab_size,
+        "corpus": identity, "tokenizer": kind, "vocab_size": tok.vocab_size,
         "tokens": count, "train_fraction": TRAIN_FRACTION}, indent=2))
     try:
         tmp.rename(folder)

@@ -71,7 +71,8 @@ HELP = {
     "seed": "weights and batches",
     "device": "where it trains",
     "dtype": "the parameters' dtype",
-    "text": "the corpus: a text file or a folder of .txt files (none: tiny Shakespeare)",
+    "text": "the corpus: a text file, a folder of .txt files, or hf:NAME[:SPLIT[:COLUMN]] "
+            "(Hugging Face datasets; none: tiny Shakespeare)",
     "tokenizer": "one token per character, or byte-level BPE trained on the corpus",
     "bpe_vocab": "the BPE vocabulary's size",
     "stats": "per-layer statistics at each evaluation",

@@ -9,8 +9,9 @@
 - Evaluation every ``eval_every`` steps on fixed windows; the best validation loss is
   checkpointed (``best.pt``), the latest state too (``last.pt``), and ``resume=True`` goes on
   from it: on CPU, a run stopped at step k and resumed gives the same losses bit for bit.
-- The corpus (a text file or a folder of them) is tokenized once, by characters or BPE, into
-  a memory-mapped file (mixology.lab.prepare); batches read windows from it.
+- The corpus (a text file, a folder of them, a datasets corpus) is tokenized once, by
+  characters or BPE, into a memory-mapped file (mixology.lab.prepare); batches read windows
+  from it.
 - One folder a run: ``config.json``, ``tokenizer.json``, ``metrics.jsonl`` (step, train/val
   loss, lr, grad norm, clipped, tokens/s, elapsed; at the end the loss over every validation
   token), ``best.pt``, ``last.pt``, ``samples.txt``.
@@ -57,7 +58,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = "cpu"
     dtype: str = "float32"  # the parameters' dtype (float64: the tests' exact comparisons)
-    text: str | None = None  # a text file or a folder of .txt files; None: tiny Shakespeare
+    text: str | None = None  # a text file, a folder of .txt files, hf:NAME; None: Shakespeare
     tokenizer: str = "char"  # char | bpe (byte-level BPE trained on the corpus)
     bpe_vocab: int = 4096
     stats: bool = True  # per-layer statistics at each evaluation, into stats.jsonl

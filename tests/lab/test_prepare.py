@@ -145,3 +145,34 @@ def test_a_corpus_four_times_a_memory_cap_trains_within_it(tmp_path):
     sizes = [json.loads(p.read_text())["tokens"] for p in (tmp_path / "cache" / "corpora").glob(
         "*/meta.json")]
     assert max(sizes) >= 4 * CAP_MB * 2 ** 20  # one token a character
+
+
+def test_a_hugging_face_dataset_made_here_trains(tmp_path):
+    """``hf:`` corpora: a dataset saved by ``datasets`` (the hubs cannot be reached here), its
+    default split and column, then another split and column of a DatasetDict."""
+    datasets = pytest.importorskip("datasets")
+    lines = SHAKESPEARE[:20_000].splitlines()
+    datasets.Dataset.from_dict({"text": lines}).save_to_disk(str(tmp_path / "plain"))
+    corpus = prepare.prepare(f"hf:{tmp_path / 'plain'}", cache=tmp_path / "cache")
+    tokens = np.concatenate([corpus.train, corpus.val])
+    assert corpus.tokenizer.decode(tokens) == "".join(line + "\n" for line in lines)
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"body": ["unused"] * 4}),
+                          "validation": datasets.Dataset.from_dict({"body": lines[:50]})}
+                         ).save_to_disk(str(tmp_path / "dict"))
+    spec = f"hf:{tmp_path / 'dict'}:validation:body"
+    corpus = prepare.prepare(spec, "bpe", bpe_vocab=300, cache=tmp_path / "cache")
+    assert corpus.tokenizer.decode(np.concatenate([corpus.train, corpus.val])) == "".join(
+        line + "\n" for line in lines[:50])
+    with pytest.raises(ValueError, match="has no column 'text'; columns: body"):
+        prepare.prepare(f"hf:{tmp_path / 'dict'}:validation", cache=tmp_path / "cache")
+    with pytest.raises(ValueError, match="text: cannot load 'hf:"):
+        prepare.prepare(f"hf:{tmp_path / 'missing'}", cache=tmp_path / "cache")
+
+    from mixology.lab.model import ModelConfig
+    from mixology.lab.train import TrainConfig, train
+
+    run = train(ModelConfig(context=16, d_model=16, n_layers=1, n_heads=2, ff_mult=1),
+                TrainConfig(steps=3, batch_size=2, eval_every=3, eval_windows=2, stats=False,
+                            sample_tokens=5, text=f"hf:{tmp_path / 'plain'}"),
+                tmp_path / "run", progress=False)
+    assert run.metrics[-1]["step"] == 3 and (tmp_path / "run" / "samples.txt").read_text()
