@@ -18,7 +18,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -273,7 +272,12 @@ def inside_page() -> None:
         st.subheader(f"Q·K statistics, layer {layer}")
         st.dataframe(pd.DataFrame(tracing.qk_stats(q, k)).rename_axis("head"))
         st.caption(f"mean |q·k|/√d against distance ({c.positional} positions)")
-        st.line_chart(pd.DataFrame({"mean |score|": tracing.score_by_distance(q, k)}))
+        curves = {"positions 0..T": tracing.score_by_distance(q, k)}
+        if c.positional == "rope":  # the same prompt far past the context: the same scores
+            far = 100 * c.context
+            curves[f"positions {far}..{far}+T"] = tracing.score_by_distance(
+                tracing.rope_shifted(q, far), tracing.rope_shifted(k, far))
+        st.line_chart(pd.DataFrame(curves))
     if circuits.is_attention_only(c) and c.n_layers <= 2:
         st.subheader("Circuits: the path expansion's share per path")
         paths = circuits.path_expansion(model, idx)
@@ -386,7 +390,6 @@ def grid_form() -> None:
                                   *args], stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
             st.success(f"started {name}: its runs appear above as they start")
-            time.sleep(0.2)
     result = out / "compare.json"
     if result.exists():
         st.caption(f"{name}: final validation loss, mean ± std over seeds, Welch's t-test "

@@ -18,6 +18,7 @@ import torch
 
 from mixology.lab.model import CausalLM
 from mixology.ops.blocks import reference as blocks
+from mixology.ops.positional.reference import rope_angles, rotate
 
 
 def _recording(op, patterns: list, qk: list):
@@ -149,3 +150,13 @@ def grad_rms(model: CausalLM) -> list[float | None]:
         sq = sum(float(g.detach().float().pow(2).sum()) for g in grads)
         out.append(math.sqrt(sq / sum(g.numel() for g in grads)))
     return out
+
+
+def rope_shifted(x: torch.Tensor, offset: int) -> torch.Tensor:
+    """``x`` (B, H, T, d), already rotated by RoPE (rotate-half) at positions 0..T-1, rotated
+    on to positions offset..offset+T-1: RoPE's rotations compose, R_{t+P} = R_P R_t."""
+    d = x.shape[-1]
+    angle = rope_angles(offset + 1, d, x.device, torch.float64)[-1]
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    y1, y2 = rotate(x[..., : d // 2], x[..., d // 2:], cos, sin)
+    return torch.cat([y1, y2], dim=-1)

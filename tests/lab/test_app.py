@@ -125,9 +125,10 @@ def test_import_and_export_a_config(root):
 
 @pytest.fixture
 def two_runs(root):
-    """Two tiny runs trained at once, differing in their norm."""
+    """Two tiny runs trained at once, differing in their norm and position encoding."""
     a = runs.start(root / "a", {**TINY, "steps": 8, "eval_every": 4}, P)
-    b = runs.start(root / "b", {**TINY, "steps": 8, "eval_every": 4, "norm": "rms"}, P)
+    b = runs.start(root / "b", {**TINY, "steps": 8, "eval_every": 4, "norm": "rms",
+                                "positional": "rope"}, P)
     for f in (a, b):
         _wait(f, lambda f=f: runs.status(f) == "finished")
     return a, b
@@ -146,6 +147,9 @@ def test_generate_look_inside_and_compare_runs(two_runs):
     assert len(inside.dataframe[0].value) == 2  # Q·K statistics, one row a head
     inside.selectbox(key="inside_head").set_value(1).run()
     assert not inside.exception
+    prompt = min(len(inside.text_input(key="prompt").value), TINY["context"])
+    inside.selectbox(key="inside_choice").set_value("b").run()  # RoPE: near and far curves
+    assert not inside.exception and _chart_rows(inside) == 2 * prompt
 
     ex = _app("Experiments")
     table = ex.dataframe[0].value
@@ -154,7 +158,8 @@ def test_generate_look_inside_and_compare_runs(two_runs):
     assert not ex.exception
     assert _chart_rows(ex) == 4  # two evaluations of two runs
     diff = ex.dataframe[1].value
-    assert list(diff.index) == ["norm"] and list(diff.loc["norm"]) == ["layer", "rms"]
+    assert list(diff.index) == ["norm", "positional"]
+    assert list(diff.loc["norm"]) == ["layer", "rms"]
 
 
 def test_a_compare_grid_runs_and_shows_its_table(root):

@@ -87,3 +87,19 @@ def test_qk_statistics_and_score_by_distance_are_those_of_the_scores():
     by = tracing.score_by_distance(q, k)
     assert len(by) == 5 and abs(by[4] - float(s[..., 4, 0].abs().mean())) < 1e-12
     assert abs(by[0] - float(torch.diagonal(s, dim1=-2, dim2=-1).abs().mean())) < 1e-12
+
+
+def test_rope_shifted_far_keeps_every_score():
+    import torch
+
+    from mixology.lab import tracing
+    from mixology.ops.positional.reference import rope
+
+    g = torch.Generator().manual_seed(1)
+    q, k = (torch.randn(1, 2, 6, 8, generator=g, dtype=torch.float64) for _ in range(2))
+    long = rope(torch.cat([torch.zeros(1, 2, 5000, 8, dtype=torch.float64), q], dim=2))
+    shifted = tracing.rope_shifted(rope(q), 5000)
+    assert torch.allclose(shifted, long[:, :, 5000:], atol=1e-9)  # R_{t+P} = R_P R_t
+    near = tracing.score_by_distance(rope(q), rope(k))
+    far = tracing.score_by_distance(shifted, tracing.rope_shifted(rope(k), 5000))
+    assert max(abs(a - b) for a, b in zip(near, far, strict=True)) < 1e-9
