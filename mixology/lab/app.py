@@ -242,12 +242,18 @@ def _load(folder: Path):
     return _model(str(folder), (folder / "best.pt").stat().st_mtime)
 
 
+def _trained(title: str, key: str):
+    """The page's header and its run chooser over runs with a best checkpoint: (model,
+    tokenizer) of the chosen one, or None."""
+    st.header(title)
+    folder = _choose_run("run", key, need="best.pt")
+    return None if folder is None else _load(folder)
+
+
 def inside_page() -> None:
-    st.header("Look inside")
-    folder = _choose_run("run", "inside_choice", need="best.pt")
-    if folder is None:
+    if (loaded := _trained("Look inside", "inside_choice")) is None:
         return
-    model, tok = _load(folder)
+    model, tok = loaded
     c = model.config
     prompt = st.text_input("prompt", value="ROMEO:\nWhat say you", key="prompt")
     idx = tok.encode(prompt or "\n")[None, -c.context:]
@@ -309,11 +315,9 @@ def _heatmap(a: torch.Tensor, labels: list[str]):
 # --- Generate -----------------------------------------------------------------------------
 
 def generate_page() -> None:
-    st.header("Generate")
-    folder = _choose_run("run", "gen_choice", need="best.pt")
-    if folder is None:
+    if (loaded := _trained("Generate", "gen_choice")) is None:
         return
-    model, tok = _load(folder)
+    model, tok = loaded
     prompt = st.text_area("prompt", value="ROMEO:", key="gen_prompt")
     c1, c2, c3, c4 = st.columns(4)
     temperature = c1.slider("temperature", 0.05, 2.0, 0.8, 0.05, key="temperature")
