@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import importlib
 import json
@@ -261,14 +262,8 @@ def capture_launches(sizes: str, sm_count: int, progress: Callable = lambda s: N
 def bind(launch: Launch, cc: int) -> Variant:
     """The signature, constexprs, attributes and options Triton's runtime would compile for
     this launch on the target (triton.runtime.jit.JITFunction.run's own steps)."""
-    # triton is optional: loaded where a kernel runs
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import make_backend
-    from triton.runtime.jit import create_function_from_signature
-
     k = launch.kernel
-    backend = make_backend(GPUTarget("cuda", cc, 32))
-    binder = create_function_from_signature(k.signature, k.params, backend)
+    backend, binder = _binder(k, cc)
     kwargs = dict(launch.kwargs, debug=False, instrumentation_mode="",
                   fpsan_homomorphic_casts=False)
     bound, specialization, options = binder(*launch.args, **kwargs)
@@ -278,6 +273,19 @@ def bind(launch: Launch, cc: int) -> Variant:
     return Variant(k.fn.__module__, k.fn.__name__, signature, constexprs, attrs, opts,
                    launch.origin, user_constexprs=tuple(p.name for p in k.params
                                                         if p.is_constexpr))
+
+
+@functools.cache
+def _binder(kernel, cc: int):
+    """The target's backend and the kernel's argument binder (built once: the spec's sizes
+    make tens of thousands of launches of a few dozen kernels)."""
+    # triton is optional: loaded where a kernel runs
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    backend = make_backend(GPUTarget("cuda", cc, 32))
+    return backend, create_function_from_signature(kernel.signature, kernel.params, backend)
 
 
 def variants(launches: list[Launch], cc: int) -> list[Variant]:
