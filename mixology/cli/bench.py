@@ -50,7 +50,8 @@ def add_commands(sub) -> None:
     gc.add_argument("-j", "--jobs", type=int, help="compile processes (default: CPU count)")
     gc.add_argument("--results", metavar="JSON",
                     help="earlier results: variants whose compile inputs are unchanged are "
-                         "taken from it; this run's results are written back")
+                         "taken from it; this run's results are written back (added to them "
+                         "under --op or --sizes tests|perf)")
     gc.add_argument("--markdown", metavar="PATH", help="write every variant's row here")
     gc.add_argument("--summary", metavar="PATH", help="write the per-kernel summary here")
     gc.set_defaults(func=cmd_gpu_check)
@@ -151,7 +152,10 @@ def cmd_gpu_check(args) -> int:
                               set(args.op) if args.op else None, cache)
     reports = list(results.values())
     if args.results:
-        merged = results if not args.op else {**cache, **results}
+        # a run over part of the variants (some ops, one size set) adds to the results; a
+        # whole run replaces them, dropping variants no launch makes any more
+        partial = args.op or args.sizes != "all"
+        merged = {**cache, **results} if partial else results
         gpu_check.save_results(args.results, merged)
     if args.markdown:
         with open(args.markdown, "w") as f:
