@@ -51,6 +51,10 @@ ALLOWED_SPILLS: list[tuple[str, str, str]] = [
     ("_fused_fwd_kernel", "BLOCK_D=8192", _WHOLE_ROW),
     *((k, "ACC=fp64", _FLOAT64) for k in ("_norm_fwd_kernel", "_norm_bwd_kernel",
                                           "_fused_fwd_kernel", "_fused_bwd_kernel")),
+    *((k, "ACC=fp64 BLOCK_T=16 BLOCK_D=64 BLOCK_I=1 BLOCK_E=64", _FLOAT64 + "; quadratic "
+       "attention's backward at d = 33..64 holds a 4096-value float64 state block beside its "
+       "0/1 contraction tiles and spills 72-112 B") for k in ("_bwd_dq_kernel",
+                                                             "_bwd_dkdv_kernel")),
     ("_norm_bwd_kernel", "sm_80 RMS=False ACC=fp32 BLOCK_ROWS=8 BLOCK_D=512 ",
      "rows that are not 16-byte aligned (D = 257 in half precision: 2-byte loads): ptxas "
      "for sm_80 stops at 128 registers and spills 8 B; aligned rows (the perf sweep's D = "
@@ -109,6 +113,15 @@ class Variant:
         ptrs = sorted({t[1:] for t in self.signature.values() if t.startswith("*")})
         return ",".join(ptrs)
 
+    @property
+    def fp32_scalars(self) -> str:
+        """The float32 scalar parameters of a launch that takes float64 tensors: Triton binds
+        a Python float argument as fp32, so a float64 kernel would compute with its value
+        rounded (Triton's interpreter passes the float unrounded: only this check sees it)."""
+        if "*fp64" not in self.signature.values():
+            return ""
+        return ",".join(n for n, t in self.signature.items() if t == "fp32")
+
 
 @dataclasses.dataclass
 class Report:
@@ -126,6 +139,7 @@ class Report:
     launches: int
     origin: str
     error: str = ""
+    fp32_scalars: str = ""  # float32 scalar parameters of a launch with float64 tensors
 
     @property
     def problems(self) -> list[str]:
@@ -140,6 +154,9 @@ class Report:
         if self.i32_offsets and self.kernel not in ALLOWED_I32_OFFSETS:
             out.append(f"{self.i32_offsets} 32-bit index x stride products: offsets wrap "
                        "past 2^31 elements")
+        if self.fp32_scalars:
+            out.append(f"float32 scalar argument(s) {self.fp32_scalars} in a float64 launch: a "
+                       "Python float reaches the kernel rounded to float32 (pass a tensor)")
         limit = SHARED_LIMIT[TARGETS[self.target]]
         if self.shared > limit:
             out.append(f"shared memory {self.shared} B above the {self.target} limit {limit} B")
@@ -358,7 +375,7 @@ def compile_variant(v: Variant, target: str) -> Report:
 
     kernel = getattr(importlib.import_module(v.module), v.name)
     base = dict(kernel=v.name, target=target, config=v.config, dtypes=v.dtypes,
-                launches=v.count, origin=v.origin)
+                launches=v.count, origin=v.origin, fp32_scalars=v.fp32_scalars)
     try:
         ck = triton.compile(ASTSource(kernel, v.signature, v.constexprs, v.attrs),
                             target=GPUTarget("cuda", TARGETS[target], 32), options=v.options)
@@ -427,7 +444,7 @@ def check(targets=("sm_90", "sm_80"), sizes="all", jobs: int | None = None,
             key = cache_key(v, target)
             if key in cache:
                 results[key] = dataclasses.replace(cache[key], launches=v.count,
-                                                   origin=v.origin)
+                                                   origin=v.origin, fp32_scalars=v.fp32_scalars)
             else:
                 work.append((key, v, target))
         progress(f"{target}: {len(launches)} launches, {len(vs)} variants, "

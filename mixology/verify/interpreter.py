@@ -19,9 +19,8 @@ tests/kernels/test_interpreter.py that shows the departure without it and the fi
 
 :func:`install` applies every shim, once, and only when the interpreter is on; verify,
 ``mixology.check`` and the pytest plugin install them before checking a candidate.
-mixology's own kernels are written not to need them; ``float_arguments`` leaves them out
-(they take scale factors as Python floats, which CUDA passes as fp32: a float64 result there
-rounds its scale to fp32, a known gap of theirs on CUDA).
+mixology's own kernels are written not to need them: they round to bfloat16 themselves
+(``cast_out``) and take no Python float beside float64 tensors (gpu-check refuses one).
 """
 
 from __future__ import annotations
@@ -65,28 +64,15 @@ def _install_float_arguments():
     from triton.runtime import interpreter
 
     convert = interpreter._implicit_cvt
-    run = interpreter.GridExecutor.__call__
-    own = [False]  # whether the kernel being launched is one of mixology's own
-
-    @functools.wraps(run)
-    def launch(self, *args, **kwargs):
-        outer, own[0] = own[0], getattr(self.fn, "__module__", "").startswith("mixology.")
-        try:
-            return run(self, *args, **kwargs)
-        finally:
-            own[0] = outer
 
     @functools.wraps(convert)
     def implicit_cvt(arg):
-        # bool and int are handled (bool is not a float); mixology's own kernels keep the
-        # interpreter's float (their float64 results would otherwise round scale to fp32)
-        if isinstance(arg, float) and not own[0]:
+        if isinstance(arg, float):  # bool and int are handled (bool is not a float)
             handle = interpreter.TensorHandle(np.array([arg], dtype=np.float32), tl.float32)
             return tl.tensor(handle, tl.float32)
         return convert(arg)
 
     interpreter._implicit_cvt = implicit_cvt
-    interpreter.GridExecutor.__call__ = launch
 
 
 # --- bfloat16 ------------------------------------------------------------------------------

@@ -35,3 +35,10 @@ def copy_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
     """A contiguous copy: 16-byte loads and stores."""
     i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     tl.store(y_ptr + i, tl.load(x_ptr + i, mask=i < n), mask=i < n)
+
+
+@triton.jit
+def scaled_copy_kernel(x_ptr, y_ptr, scale, n, BLOCK: tl.constexpr):
+    """y = x * scale with scale a Python float: bound as fp32, so a float64 launch rounds it."""
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(y_ptr + i, tl.load(x_ptr + i, mask=i < n) * scale, mask=i < n)

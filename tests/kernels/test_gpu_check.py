@@ -2,7 +2,7 @@
 sweep's sizes (its report must match the committed one) and at the spec's sizes, both from
 the committed results, which must be current (every variant's compile inputs unchanged);
 and kernels it must flag, compiled here: one that spills, one with a 32-bit index x stride
-product."""
+product, one that takes a Python float beside float64 tensors."""
 
 import json
 import os
@@ -68,11 +68,14 @@ import json, torch
 from mixology.bench import gpu_check as g
 from tests.kernels import gpu_check_kernels as k
 x = torch.empty(1 << 20, device="meta")
+x64 = torch.empty(1 << 20, device="meta", dtype=torch.float64)
 cases = {
     "spilling": (k.spilling_kernel, (x,), dict(BLOCK=16384, num_warps=1)),
     "i32": (k.i32_offset_kernel, (x, x, 4096, 7), dict(BLOCK=1024)),
     "i64": (k.i64_offset_kernel, (x, x, 4096, 7), dict(BLOCK=1024)),
     "copy": (k.copy_kernel, (x, x, 4096), dict(BLOCK=1024)),
+    "scaled64": (k.scaled_copy_kernel, (x64, x64, 1 / 3, 4096), dict(BLOCK=1024)),
+    "scaled32": (k.scaled_copy_kernel, (x, x, 1 / 3, 4096), dict(BLOCK=1024)),
 }
 out = {}
 for name, (kernel, args, kw) in cases.items():
@@ -83,7 +86,7 @@ print(json.dumps(out))
 """
 
 
-def test_it_flags_spills_and_32_bit_offsets_and_reads_widths():
+def test_it_flags_spills_32_bit_offsets_and_float32_scalars_and_reads_widths():
     r = _run(["-c", SCRIPT], timeout=300)
     assert r.returncode == 0, r.stderr[-4000:]
     got = json.loads(r.stdout.strip().splitlines()[-1])
@@ -93,6 +96,9 @@ def test_it_flags_spills_and_32_bit_offsets_and_reads_widths():
     assert got["i64"]["i32"] == 0 and not got["i64"]["problems"], got
     assert got["copy"]["ld"] == [16] and got["copy"]["st"] == [16], got
     assert not got["copy"]["problems"], got
+    assert any("float32 scalar argument(s) scale in a float64 launch" in p
+               for p in got["scaled64"]["problems"]), got
+    assert not got["scaled32"]["problems"], got
 
 
 def test_access_widths_and_i32_products_parse():

@@ -7,7 +7,7 @@ import math
 import torch
 from einops import einsum, rearrange
 
-from mixology.ops._kernels.launch_mutants import input_dtype_accumulator
+from mixology.ops._kernels.launch_mutants import input_dtype_accumulator, patched
 from mixology.ops.attention import reference as ref
 from mixology.ops.attention.checks import check_qkv
 from mixology.ops.attention.chunked import feature_map
@@ -244,6 +244,20 @@ def triton_dv_blocks_not_summed(q, k, v):
     chunks' state rows of the second i-block."""
     check_qkv(q, k, v)
     return _TritonMutant.apply(q, k, v, "dv_blocks")
+
+
+@mutant(QUAD, needs="triton")
+def triton_quad_scale_in_float32(q, k, v):
+    """The Triton linear form with 1/d handed to its kernels in float32, as a Python float
+    argument reaches a CUDA kernel: a float64 result is off by about 3e-8 (relative) at d = 3."""
+    # triton is optional: loaded where a kernel runs
+    from mixology.ops.attention import triton_quadratic as tq
+
+    def inv_d_float32(x):
+        return torch.full((1,), 1.0 / x.shape[-1], dtype=torch.float32, device=x.device)
+
+    with patched(tq, _inv_d=inv_d_float32):
+        return tq.quadratic_attention(q, k, v)
 
 
 # --- kernel scale: large scores, long prefixes ---------------------------------------------

@@ -58,25 +58,26 @@ def _phi(xi, x, BLOCK_T: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_D: tl.conste
 
 
 @triton.jit
-def _contract_i(m, x, BLOCK_T: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_D: tl.constexpr):
-    """Σ_j m[t, (i, j)] x[t, j], placed at columns i0 + i of a (BLOCK_T, BLOCK_D) tile."""
-    m = tl.reshape(m, (BLOCK_T, BLOCK_I, BLOCK_D))
-    return tl.sum(m * x[:, None, :], axis=2)
+def _contract_i(m, x, i0, ACC: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Σ_j m[t, (i, j)] x[t, j], placed at columns i0 + i of a (BLOCK_T, BLOCK_D) tile.
+
+    Two products with 0/1 matrices, exact in ACC: x[t, j] copied to every column (i, j), then
+    the columns of each i summed into column i0 + i. (Reshaping m, a dot's result, to
+    (BLOCK_T, BLOCK_I, BLOCK_D) and reducing it gave wrong values on sm_90 with Triton 3.6,
+    and right ones under the interpreter.)"""
+    c = tl.arange(0, BLOCK_I * BLOCK_D)
+    spread = (c[None, :] % BLOCK_D) == tl.arange(0, BLOCK_D)[:, None]  # (BLOCK_D, I*D)
+    gather = (i0 + c[:, None] // BLOCK_D) == tl.arange(0, BLOCK_D)[None, :]  # (I*D, BLOCK_D)
+    return dot(m * dot(x, spread.to(ACC), ACC), gather.to(ACC), ACC)
 
 
 @triton.jit
-def _scatter_cols(part, i0, BLOCK_I: tl.constexpr, BLOCK_D: tl.constexpr):
-    """(BLOCK_T, BLOCK_I) values for columns i0 .. i0+BLOCK_I -> a (BLOCK_T, BLOCK_D) tile."""
-    onehot = (i0 + tl.arange(0, BLOCK_I))[:, None] == tl.arange(0, BLOCK_D)[None, :]
-    return tl.sum(part[:, :, None] * onehot.to(part.dtype)[None, :, :], axis=1)
-
-
-@triton.jit
-def _fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, H, T, d, dv, inv_d,
+def _fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, H, T, d, dv, inv_d_ptr,
                 sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, svt, svd,
                 ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
                 BLOCK_I: tl.constexpr, BLOCK_E: tl.constexpr):
     bh, pi, pe = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    inv_d = tl.load(inv_d_ptr)  # 1/d in ACC: a Python float would reach the kernel as float32
     b, h = bh // H, bh % H
     b, h = b.to(tl.int64), h.to(tl.int64)  # base offsets past 2^31 elements
     qb, kb, vb = b * sqb + h * sqh, b * skb + h * skh, b * svb + h * svh
@@ -100,13 +101,14 @@ def _fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, H, T, d, dv, inv_d,
 
 
 @triton.jit
-def _bwd_dq_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dq_ptr, H, T, d, dv, inv_d,
+def _bwd_dq_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dq_ptr, H, T, d, dv, inv_d_ptr,
                    sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, svt, svd,
                    sgb, sgh, sgt, sgd,
                    ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
                    BLOCK_I: tl.constexpr, BLOCK_E: tl.constexpr):
     """Forward scan with S: partial dq for (i-block, e-block)."""
     bh, pi, pe = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    inv_d = tl.load(inv_d_ptr)  # 1/d in ACC: a Python float would reach the kernel as float32
     b, h = bh // H, bh % H
     b, h = b.to(tl.int64), h.to(tl.int64)  # base offsets past 2^31 elements
     qb, kb, vb, gb = b * sqb + h * sqh, b * skb + h * skh, b * svb + h * svh, b * sgb + h * sgh
@@ -123,7 +125,7 @@ def _bwd_dq_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dq_ptr, H, T, d, dv, inv_d,
         g = load_tile(g_ptr, gb, t0, T, sgt, sgd, dv, e0, ACC, BLOCK_T, BLOCK_E)
         ki = load_tile(k_ptr, kb, t0, T, skt, skd, d, i0, ACC, BLOCK_T, BLOCK_I)
         sg = dot(g, tl.trans(state), ACC)  # (t, (i, j)) = Σ_e g_te S[(i, j), e]
-        dq = _scatter_cols(_contract_i(sg, q, BLOCK_T, BLOCK_I, BLOCK_D), i0, BLOCK_I, BLOCK_D)
+        dq = _contract_i(sg, q, i0, ACC, BLOCK_I, BLOCK_D)
         if pi == 0:
             a = dot(q, tl.trans(k), ACC)
             dp = dot(g, tl.trans(v), ACC)
@@ -133,7 +135,7 @@ def _bwd_dq_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dq_ptr, H, T, d, dv, inv_d,
 
 
 @triton.jit
-def _bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dk_ptr, dv_ptr, H, T, d, dv, inv_d,
+def _bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dk_ptr, dv_ptr, H, T, d, dv, inv_d_ptr,
                      sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, svt, svd,
                      sgb, sgh, sgt, sgd,
                      ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -141,6 +143,7 @@ def _bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dk_ptr, dv_ptr, H, T, d, dv, in
     """Reverse scan with R = Σ_{later chunks} φ(q_t) g_tᵀ: partial dk (i-block, e-block) and
     partial dv (i-block; e-blocks are disjoint)."""
     bh, pi, pe = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    inv_d = tl.load(inv_d_ptr)  # 1/d in ACC: a Python float would reach the kernel as float32
     b, h = bh // H, bh % H
     b, h = b.to(tl.int64), h.to(tl.int64)  # base offsets past 2^31 elements
     qb, kb, vb, gb = b * sqb + h * sqh, b * skb + h * skh, b * svb + h * svh, b * sgb + h * sgh
@@ -162,8 +165,7 @@ def _bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, dk_ptr, dv_ptr, H, T, d, dv, in
         ki = load_tile(k_ptr, kb, t0, T, skt, skd, d, i0, ACC, BLOCK_T, BLOCK_I)
         dvt = dot(_phi(ki, k, BLOCK_T, BLOCK_I, BLOCK_D), state, ACC)
         rv = dot(v, tl.trans(state), ACC)  # (s, (i, j)) = Σ_e v_se R[(i, j), e]
-        dk = 2 * _scatter_cols(_contract_i(rv, k, BLOCK_T, BLOCK_I, BLOCK_D), i0, BLOCK_I,
-                               BLOCK_D)
+        dk = 2 * _contract_i(rv, k, i0, ACC, BLOCK_I, BLOCK_D)
         if pi == 0:
             at = dot(k, tl.trans(q), ACC)  # (s, t) = k_s · q_t
             dpt = dot(v, tl.trans(g), ACC)  # (s, t) = v_s · g_t over this e-block
@@ -194,6 +196,13 @@ def halves(d: int, dv: int) -> int:
     return min(STATE_ELEMENTS, block_d * block_e * max(1, triton.next_power_of_2(d) // 2))
 
 
+def _inv_d(q):
+    """1/d as a one-element tensor in the accumulation dtype: a Python float argument would
+    reach the kernels as float32, and round a float64 result's scale."""
+    return torch.full((1,), 1.0 / q.shape[-1], dtype=accumulation_dtype(q.dtype),
+                      device=q.device)
+
+
 def _launch(kernel, inputs, outputs, state_elements):
     """One scan over every (b, h): inputs (q, k, v[, g]) read with their strides."""
     q, v = inputs[0], inputs[2]
@@ -202,7 +211,7 @@ def _launch(kernel, inputs, outputs, state_elements):
     block_d, block_i, block_e = blocks(d, dv, state_elements)
     grid = (B * H, *n_blocks(d, dv, state_elements))
     strides = [s for t in inputs for s in t.stride()]
-    kernel[grid](*inputs, *outputs, H, T, d, dv, 1.0 / d, *strides,
+    kernel[grid](*inputs, *outputs, H, T, d, dv, _inv_d(q), *strides,
                  ACC=acc_dtype(q.dtype), BLOCK_T=BLOCK_T, BLOCK_D=block_d,
                  BLOCK_I=block_i, BLOCK_E=block_e, num_warps=NUM_WARPS)
 
