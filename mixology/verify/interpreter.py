@@ -17,6 +17,11 @@ tests/kernels/test_interpreter.py that shows the departure without it and the fi
   the interpreter (``libdevice.tanh(x)`` is None); the shim gives them numpy implementations in
   float32/float64, as libdevice takes, and a clear error for a function it lacks.
 
+:func:`speed_up` (applied with the first of mixology's kernels, whenever the interpreter is on)
+changes no result: the interpreter finds the builtins it patches at every launch by
+``inspect.getmembers`` of triton.language, its tensor and math (about a quarter of a small
+kernel's launch); it lists them once instead.
+
 :func:`install` applies every shim, once, and only when the interpreter is on; verify,
 ``mixology.check`` and the pytest plugin install them before checking a candidate.
 mixology's own kernels are written not to need them: they round to bfloat16 themselves
@@ -54,6 +59,44 @@ def install(shims=SHIMS) -> tuple[str, ...]:
             globals()[f"_install_{name}"]()
             _installed.add(name)
     return tuple(sorted(_installed))
+
+
+# --- speed -------------------------------------------------------------------------------
+
+_sped_up = [False]
+
+
+def speed_up() -> bool:
+    """List the builtins of each package the interpreter patches once, not at every launch.
+    The same members are patched: a cached name whose attribute has since changed is patched
+    if it is still a builtin, as a fresh listing would. Nothing without the interpreter."""
+    if _sped_up[0] or not interpreting():
+        return _sped_up[0]
+    try:
+        import inspect
+
+        import triton.language as tl
+        from triton.runtime import interpreter
+    except ImportError:  # no triton: no Triton kernel to interpret
+        return False
+    builtins: dict[int, tuple[object, list]] = {}  # id(pkg) -> (pkg, [(name, member)])
+
+    def patch_builtin(pkg, builder, scope):
+        entry = builtins.get(id(pkg))
+        if entry is None or entry[0] is not pkg:
+            members = [(n, m) for n, m in inspect.getmembers(pkg) if tl.core.is_builtin(m)]
+            entry = builtins[id(pkg)] = (pkg, members)
+        for name, member in entry[1]:
+            now = getattr(pkg, name, None)
+            if now is not member:  # patched by an enclosing launch (then skipped), or replaced
+                if not tl.core.is_builtin(now):
+                    continue
+                member = now
+            interpreter._patch_attr(pkg, name, member, builder, scope)
+
+    interpreter._patch_builtin = patch_builtin
+    _sped_up[0] = True
+    return True
 
 
 # --- float arguments -----------------------------------------------------------------------

@@ -62,3 +62,48 @@ def test_unknown_shim_is_refused(monkeypatch):
 def test_nothing_without_the_interpreter(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert interpreter.install() == ()
+
+
+SAME_RESULTS = r"""
+import hashlib, sys, torch
+from mixology.verify import interpreter
+if sys.argv[1] == "off":
+    interpreter._sped_up[0] = True  # as if applied: the interpreter's own patching stays
+from mixology.ops.attention.triton_quadratic import quadratic_attention
+from mixology.ops.linear_attention.triton_chunk import linear_attention
+from mixology.ops.norms.triton_norm import layer_norm
+from mixology.ops.token_mix.triton_fused import token_mixer
+from triton.runtime import interpreter as triton_interpreter
+g = torch.Generator().manual_seed(0)
+def leaf(*shape, dtype=torch.float32):
+    return torch.randn(*shape, generator=g).to(dtype).requires_grad_()
+digest = hashlib.sha256()
+for dtype in (torch.float32, torch.bfloat16):
+    q, k, v = (leaf(2, 2, 37, 5, dtype=dtype) for _ in range(3))
+    gate = (-torch.rand(2, 2, 37, generator=g)).to(dtype).requires_grad_()
+    x, w, b = leaf(3, 8, 24, dtype=dtype), leaf(24, dtype=dtype), leaf(24, dtype=dtype)
+    outs = [quadratic_attention(q, k, v), linear_attention(q, k, v, gate)[0],
+            layer_norm(x, w, b), token_mixer(x, 4, w, b)]
+    for o, leaves in zip(outs, [(q, k, v), (q, k, v, gate), (x, w, b), (x, w, b)]):
+        grads = torch.autograd.grad(o, leaves, torch.ones_like(o))
+        for t in (o, *grads):
+            digest.update(t.detach().float().numpy().tobytes())
+print(triton_interpreter._patch_builtin.__module__, digest.hexdigest())
+"""
+
+
+def test_speed_up_changes_no_result():
+    """mixology's kernels under the interpreter, with and without speed_up (each in a fresh
+    process): forward and gradients bit for bit the same, in float32 and bfloat16."""
+    env = dict(os.environ, TRITON_INTERPRET="1",
+               PYTHONPATH=os.pathsep.join([str(SCRIPT.parents[2]), os.environ.get(
+                   "PYTHONPATH", "")]))
+    got = {}
+    for mode in ("off", "on"):
+        out = subprocess.run([sys.executable, "-c", SAME_RESULTS, mode], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        got[mode] = out.stdout.split()
+    assert got["off"][0] == "triton.runtime.interpreter", got  # Triton's own listing
+    assert got["on"][0] == "mixology.verify.interpreter", got  # the speed-up in effect
+    assert got["on"][1] == got["off"][1], got
