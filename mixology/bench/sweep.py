@@ -314,6 +314,12 @@ def build_token_mixer(p: Point, device: str):
     return fwd_bwd, bytes_fwd + bytes_bwd, 3 * flops_fwd
 
 
+def causal_attention_flops(bh: int, T: int, d: int) -> int:
+    """Causal attention's FLOPs, the work a causal kernel (flash) does: QKᵀ and PV over the
+    T(T+1)/2 unmasked (t, s) pairs, 2d FLOPs each (2 per multiply-add)."""
+    return bh * T * (T + 1) // 2 * 2 * (2 * d)
+
+
 @entry("quadratic_attention", QUAD_IMPLS, ("fwd", "fwd+bwd"), points=_quadratic_points)
 def build_quadratic_attention(p: Point, device: str):
     """Quadratic attention (q, k, v: (B, H, T, d), d = Point.D): the O(T²) einops reference,
@@ -329,7 +335,7 @@ def build_quadratic_attention(p: Point, device: str):
         def op(q_, k_, v_):
             return F.scaled_dot_product_attention(q_, k_, v_, is_causal=True)
 
-        flops = 2 * bh * p.T * p.T * 2 * d  # QKᵀ and PV, the causal half
+        flops = causal_attention_flops(bh, p.T, d)
     else:
         op = mixology.registry.get("quadratic_attention", p.impl).fn
         if p.impl == "reference":
@@ -369,7 +375,7 @@ def build_linear_attention(p: Point, device: str):
         def forward(q_, k_, v_):
             return F.scaled_dot_product_attention(q_, k_, v_, is_causal=True)
 
-        flops = 2 * bh * p.T * p.T * 2 * d  # QKᵀ and PV, the causal half
+        flops = causal_attention_flops(bh, p.T, d)
     else:
         fn = mixology.registry.get("linear_attention", p.impl).fn
 

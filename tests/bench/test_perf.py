@@ -129,6 +129,20 @@ def test_flop_counts_match_the_formulas():
     assert f["seed_formula"] / f["mixer"] == pytest.approx(448)
 
 
+def test_causal_attention_flops_count_the_unmasked_pairs():
+    """Causal SDPA's FLOPs: QKᵀ and PV over the pairs the causal mask keeps (counted from
+    the mask), not the full T x T, in both entries that time it."""
+    import torch
+
+    for bh, T, d in ((1, 1, 1), (3, 5, 8), (16, 64, 64)):
+        kept = int(torch.ones(T, T).tril().sum())
+        assert sweep.causal_attention_flops(bh, T, d) == bh * kept * 2 * (2 * d)
+    for entry in ("quadratic_attention", "linear_attention"):
+        p = sweep.Point(entry, "sdpa_causal", "fwd", 2, 33, 16, "fp32", "T")
+        _, _, flops = sweep.ENTRIES[entry].build(p, "cpu")
+        assert flops == sweep.causal_attention_flops(2 * sweep.QUAD_H, 33, 16), entry
+
+
 def test_quadratic_attention_points_and_report():
     """The quadratic-attention sweep (d_head 16/32/64, T to 65536, the O(T²) reference capped)
     and its report: scaling exponents and the crossover T, on synthetic timings."""
