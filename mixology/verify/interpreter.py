@@ -72,9 +72,10 @@ def speed_up() -> bool:
     if it is still a builtin, as a fresh listing would. Nothing without the interpreter."""
     if _sped_up[0] or not interpreting():
         return _sped_up[0]
-    try:
-        import inspect
+    import inspect  # only where the interpreter runs
 
+    try:
+        # triton is optional: loaded where a kernel runs
         import triton.language as tl
         from triton.runtime import interpreter
     except ImportError:  # no triton: no Triton kernel to interpret
