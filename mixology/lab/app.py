@@ -159,18 +159,34 @@ def live_page() -> None:
     if cols[2].button("Resume", disabled=state not in ("stopped", "failed"), key="resume"):
         try:
             runs.resume(folder)
+            state = "running"
         except ValueError as e:
             st.error(str(e))
-    live_charts(folder)
+    if state in LIVE:
+        refreshing_charts(folder)
+    else:  # a finished, stopped or failed run is drawn once, not every REFRESH_S
+        live_charts(folder)
+
+
+# a run that has not written its pid yet is about to run
+LIVE = ("running", "new")
 
 
 @st.fragment(run_every=REFRESH_S)
-def live_charts(folder: Path) -> None:
+def refreshing_charts(folder: Path) -> None:
+    """The live charts, redrawn every REFRESH_S while the run goes; when it ends, the whole
+    page reruns once, to its final charts and buttons, and the redrawing stops."""
+    if live_charts(folder) not in LIVE:
+        st.rerun()
+
+
+def live_charts(folder: Path) -> str:
+    """The run's curves, per-layer statistics and histograms; returns the run's status."""
     rows, layer_rows = runs.metrics(folder), runs.stats(folder)
     state = runs.status(folder)
     st.caption(f"{state}: {len(rows)} step(s); {runs.log_tail(folder, 1)}")
     if not rows:
-        return
+        return state
     m = pd.DataFrame(rows).set_index("step")
     st.subheader("Loss")
     losses = m[[c for c in ("train_loss", "val_loss", "eval_train_loss") if c in m]]
@@ -182,7 +198,7 @@ def live_charts(folder: Path) -> None:
     c2.caption(f"gradient norm (clipped at {m['clipped'].mean():.0%} of steps)")
     c2.line_chart(m[["grad_norm"]])
     if not layer_rows:
-        return
+        return state
     st.subheader("Per layer, at each evaluation")
     steps = [r["step"] for r in layer_rows]
     per = {}
@@ -206,6 +222,7 @@ def live_charts(folder: Path) -> None:
         st.caption("attention entropy per head (nats)")
         st.line_chart(pd.DataFrame(ent, index=steps))
     histograms(layer_rows)
+    return state
 
 
 def histograms(layer_rows: list[dict]) -> None:
@@ -259,7 +276,7 @@ def inside_page() -> None:
     idx = tok.encode(prompt or "\n")[None, -c.context:]
     with torch.no_grad():
         layers, _ = tracing.trace(model, idx)
-    pieces = [report._label(tok.decode([i])) for i in idx[0]]
+    pieces = [report.token_label(tok.decode([i])) for i in idx[0]]
     col1, col2 = st.columns(2)
     layer = col1.selectbox("layer", range(c.n_layers), key="inside_layer")
     head = col2.selectbox("head", range(c.n_heads), key="inside_head")
@@ -292,7 +309,7 @@ def inside_page() -> None:
         st.bar_chart(pd.Series({k: v / total for k, v in norms.items()}, name="share"))
         qk = circuits.qk_circuit(model, layer, head).full().float()
         ov = circuits.ov_circuit(model, layer, head).full().float()
-        labels = [report._label(p) for p in tok.pieces]
+        labels = [report.token_label(p) for p in tok.pieces]
         if len(labels) <= 128:
             c1, c2 = st.columns(2)
             c1.caption("QK circuit (query x key)")
@@ -302,7 +319,7 @@ def inside_page() -> None:
 
 
 def _heatmap(a: torch.Tensor, labels: list[str]):
-    plt = report._plt()
+    plt = report.pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.imshow(a.detach().cpu().numpy(), cmap="viridis")
     if len(labels) <= 80:

@@ -26,12 +26,12 @@ from mixology.lab.train import load_run
 SATURATE_NATS = 7.0
 
 
-def _plt():
-    # matplotlib loads only to draw, with the Agg backend set before pyplot
+def pyplot():
+    """matplotlib's pyplot with the Agg backend (set before pyplot loads): matplotlib loads
+    only to draw."""
     import matplotlib
 
     matplotlib.use("Agg")
-    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib.pyplot as plt
 
     return plt
@@ -43,7 +43,7 @@ def _read(run_dir: Path, name: str) -> list[dict]:
 
 
 def loss_curves(runs: list[Path], path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for run in runs:
         rows = _read(run, "metrics.jsonl")
@@ -66,7 +66,7 @@ def layer_statistics(run: Path, path: Path) -> Path | None:
     rows = _read(run, "stats.jsonl")
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     keys = [("resid_rms", "residual stream RMS (in)"), ("mix_rms", "mixing sublayer RMS"),
             ("ffn_rms", "channel sublayer RMS"), ("grad_rms", "gradient RMS (pre-clip)")]
     fig, axes = plt.subplots(1, 5, figsize=(20, 3.6))
@@ -109,9 +109,9 @@ def attention_heatmaps(model, tok, prompt: str, path: Path) -> Path | None:
     pats = [t["pattern"] for t in layers]
     if pats[0] is None:
         return None
-    plt = _plt()
+    plt = pyplot()
     H = pats[0].shape[1]
-    chars = [_label(tok.decode([i])) for i in idx[0]]
+    chars = [token_label(tok.decode([i])) for i in idx[0]]
     fig, axes = plt.subplots(len(pats), H, figsize=(2.6 * H, 2.6 * len(pats)), squeeze=False)
     for layer, a in enumerate(pats):
         for h in range(H):
@@ -149,7 +149,7 @@ def loss_text_html(pairs: list[tuple[str, float]]) -> str:
     return '<div class="tokens">' + "".join(spans) + "</div>"
 
 
-def _label(piece: str) -> str:
+def token_label(piece: str) -> str:
     """A token's text for an axis: whitespace and control characters escaped."""
     return "".join(repr(c)[1:-1] if c in "\n\t " or not c.isprintable() else c for c in piece)
 

@@ -7,6 +7,11 @@ Each training is `mixology train` in its own process, as the app starts it; toke
 median over its steps after the first 20. Alone and watched alternate, `--repeats` times,
 and the overhead is the median over the pairs, so that a drift of the machine between pairs
 (larger than the effect on a shared 2-core machine) cancels. Prints one line per run.
+
+Because that drift is larger than the effect, each watched run also counts the CPU time the
+app's processes (the Streamlit server and Chromium, from /proc) took while the run trained:
+their share of the machine's cores over the run's wall time bounds what they can take from
+it, and does not drift with the machine's speed.
 """
 
 from __future__ import annotations
@@ -46,7 +51,39 @@ def _tokens_per_s(folder: Path) -> float:
     return statistics.median(r["tokens_per_s"] for r in rows[20:])
 
 
-def _watched(folder: Path, steps: int, runs_dir: Path, chromium: str) -> float:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, its reaped children's included) of process ``pid``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # after the command's ")": state is field 3, utime..cstime are fields 14..17
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _app_pids(server: int) -> list[int]:
+    """The server's session (Streamlit and what it starts) and every Chromium process."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            session = int((d / "stat").read_text().rsplit(")", 1)[1].split()[3])
+            cmd = (d / "cmdline").read_bytes().split(b"\0")[0]
+        except (OSError, IndexError, ValueError):
+            continue
+        if session == server or b"chromium" in cmd:
+            found.append(int(d.name))
+    return found
+
+
+def _app_cpu_s(server: int) -> dict[int, float]:
+    return {pid: _cpu_s(pid) for pid in _app_pids(server)}
+
+
+def _watched(folder: Path, steps: int, runs_dir: Path, chromium: str) -> tuple[float, float]:
+    """tokens/s of the run watched on the Live page, and the app's CPU share (%) of the
+    machine's cores during it."""
     from playwright.sync_api import sync_playwright
 
     with socket.socket() as s:
@@ -68,15 +105,20 @@ def _watched(folder: Path, steps: int, runs_dir: Path, chromium: str) -> float:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}")
             page.get_by_text("model settings").wait_for(timeout=60_000)
+            before, start = _app_cpu_s(server.pid), time.perf_counter()
             proc = _train(folder, steps)
             page.get_by_text("Live", exact=True).click()
+            after = before
             while proc.poll() is None:  # the page keeps redrawing the run's charts
                 page.wait_for_timeout(1000)
+                after = _app_cpu_s(server.pid)  # read while the processes still exist
+            wall = time.perf_counter() - start
             browser.close()
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
-    return _tokens_per_s(folder)
+    used = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+    return _tokens_per_s(folder), 100 * used / (wall * os.cpu_count())
 
 
 def main() -> int:
@@ -85,7 +127,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     args = ap.parse_args()
-    alone, watched = [], []
+    alone, watched, app_cpu = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             folder = Path(tmp) / "alone" / f"r{i}"
@@ -94,13 +136,18 @@ def main() -> int:
             alone.append(_tokens_per_s(folder))
             print(f"alone    {alone[-1]:,.0f} tokens/s", flush=True)
             runs_dir = Path(tmp) / "watched"
-            watched.append(_watched(runs_dir / f"r{i}", args.steps, runs_dir, args.chromium))
-            print(f"watched  {watched[-1]:,.0f} tokens/s", flush=True)
+            tps, share = _watched(runs_dir / f"r{i}", args.steps, runs_dir, args.chromium)
+            watched.append(tps)
+            app_cpu.append(share)
+            print(f"watched  {tps:,.0f} tokens/s; the app's processes took {share:.1f}% of "
+                  f"the {os.cpu_count()} cores meanwhile", flush=True)
     pairs = [100 * (1 - w / a) for a, w in zip(alone, watched, strict=True)]
     print(f"the app costs the run {statistics.median(pairs):.1f}% of its tokens/s: the median "
           f"over {args.repeats} pairs (alone, then watched) of {args.steps} steps; each pair "
           f"{', '.join(f'{p:.1f}%' for p in pairs)}; alone {min(alone):,.0f} to "
           f"{max(alone):,.0f} tokens/s")
+    print(f"the app's processes took {statistics.median(app_cpu):.1f}% of the machine's CPU "
+          f"while it watched (median; each {', '.join(f'{c:.1f}%' for c in app_cpu)})")
     return 0
 
 
