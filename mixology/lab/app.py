@@ -32,6 +32,7 @@ from mixology.lab.train import load_run, sample_text
 RUNS = Path(os.environ.get("MIXOLOGY_APP_RUNS") or "runs")
 PAGES = ("Train", "Live", "Look inside", "Generate", "Experiments")
 REFRESH_S = 2.0  # how often a live run's charts are redrawn
+LIVE = ("running", "new")  # the statuses redrawn so ("new": its pid is not written yet)
 HIDDEN = ("vocab_size",)  # set by the tokenizer
 
 
@@ -166,10 +167,6 @@ def live_page() -> None:
         refreshing_charts(folder)
     else:  # a finished, stopped or failed run is drawn once, not every REFRESH_S
         live_charts(folder)
-
-
-# a run that has not written its pid yet is about to run
-LIVE = ("running", "new")
 
 
 @st.fragment(run_every=REFRESH_S)

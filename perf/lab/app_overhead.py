@@ -51,34 +51,23 @@ def _tokens_per_s(folder: Path) -> float:
     return statistics.median(r["tokens_per_s"] for r in rows[20:])
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, its reaped children's included) of process ``pid``."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # after the command's ")": state is field 3, utime..cstime are fields 14..17
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def _app_pids(server: int) -> list[int]:
-    """The server's session (Streamlit and what it starts) and every Chromium process."""
-    found = []
+def _app_cpu_s(server: int) -> dict[int, float]:
+    """CPU seconds (user + system, reaped children's included) of each process of the app:
+    the server's session (Streamlit and what it starts) and every Chromium process."""
+    found = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
-            session = int((d / "stat").read_text().rsplit(")", 1)[1].split()[3])
+            # the fields after the command's ")": [0] is field 3 (state), [3] the session,
+            # [11:15] utime, stime, cutime, cstime (fields 14 to 17)
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
             cmd = (d / "cmdline").read_bytes().split(b"\0")[0]
-        except (OSError, IndexError, ValueError):
+        except (OSError, IndexError):
             continue
-        if session == server or b"chromium" in cmd:
-            found.append(int(d.name))
+        if int(fields[3]) == server or b"chromium" in cmd:
+            found[int(d.name)] = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     return found
-
-
-def _app_cpu_s(server: int) -> dict[int, float]:
-    return {pid: _cpu_s(pid) for pid in _app_pids(server)}
 
 
 def _watched(folder: Path, steps: int, runs_dir: Path, chromium: str) -> tuple[float, float]:
