@@ -27,11 +27,12 @@ SATURATE_NATS = 7.0
 
 
 def pyplot():
-    """matplotlib's pyplot with the Agg backend (set before pyplot loads): matplotlib loads
-    only to draw."""
+    """matplotlib's pyplot with the Agg backend."""
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib loads only to draw, with the Agg backend set before pyplot
     import matplotlib.pyplot as plt
 
     return plt
