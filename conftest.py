@@ -9,9 +9,11 @@
 - ``MIXOLOGY_POISON=1`` (set here): kernel output buffers start as NaN.
 """
 
+import functools
 import os
 import warnings
 
+import pytest
 import torch
 
 DEVICE = os.environ.get("MIXOLOGY_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -24,6 +26,7 @@ if DEVICE == "cpu":
                             module=r"triton\.runtime\.interpreter")
 
 from mixology.spec.strategies import load_profile  # noqa: E402
+from mixology.verify import stack  # noqa: E402
 
 load_profile()
 # pytest-xdist workers share the cores: torch's intra-op threads per worker, not per machine
@@ -36,3 +39,15 @@ def pytest_report_header(config):
 
     return (f"mixology: device={DEVICE} profile={profile_name()} "
             f"TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET', '0')}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Each test below a big frame (mixology.verify.stack): without it, a test whose calls
+    oscillate at the edge of CPython's 16 KiB frame chunks maps and unmaps one per call."""
+    test = pyfuncitem.obj
+    pyfuncitem.obj = functools.wraps(test)(lambda **kwargs: stack.call(test, **kwargs))
+    try:
+        return (yield)
+    finally:
+        pyfuncitem.obj = test

@@ -16,6 +16,7 @@ import sys
 import time
 
 from mixology.cli import bench, lab, verify
+from mixology.verify import stack
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args._start = time.perf_counter()
     try:
-        return args.func(args)
+        return stack.call(args.func, args)  # mixology.verify.stack: no frame-chunk churn
     except ValueError as e:
         lines = str(e).strip().splitlines() or [type(e).__name__]
         print(f"mixology {args.command}: error: {lines[0]}", file=sys.stderr)

@@ -33,7 +33,7 @@ from mixology.spec.strategies import (
     sized,
     tiers,
 )
-from mixology.verify import interpreter
+from mixology.verify import interpreter, stack
 from mixology.verify.operators import every_mutant
 
 _BLOB = re.compile(r"@reproduce_failure\('([^']+)', b'([^']+)'\)")
@@ -191,7 +191,7 @@ def _run_tier(p, fn, impl_name, tier, *, device, profile, reproduce, shrink, rep
     set_tier(tier, KERNEL_CAP[profile or profile_name()], rotation(p, profile))
     try:
         with hypothesis.reporting.with_reporter(report.append):
-            test()
+            stack.call(test)  # an interpreted kernel's deep calls without frame-chunk churn
     except BaseException as e:  # a property failure (or several), or an implementation crash
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
