@@ -233,8 +233,9 @@ def rope_complex(x, interleaved=False):
     xf = _acc(x)
     rot = torch.polar(torch.ones_like(angle), angle).to(
         torch.complex128 if x.dtype == torch.float64 else torch.complex64)
-    if interleaved:
-        z = torch.view_as_complex(xf.reshape(B, H, T, d // 2, 2).contiguous())
+    if interleaved:  # (not view_as_complex: it refuses an odd storage offset, a valid layout)
+        pairs = xf.reshape(B, H, T, d // 2, 2)
+        z = torch.complex(pairs[..., 0], pairs[..., 1])
         return torch.view_as_real(z * rot).reshape(B, H, T, d).to(x.dtype)
     z = torch.complex(xf[..., : d // 2], xf[..., d // 2:])
     y = z * rot
