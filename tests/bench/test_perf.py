@@ -305,3 +305,32 @@ def test_the_gpu_session_without_cuda_is_one_line_and_exit_2(tmp_path):
                                 + os.environ["PATH"]))
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "no CUDA device" in r.stderr, r.stderr
+
+
+def test_the_gpu_session_dry_brings_back_its_files(tmp_path):
+    """`bash perf/run_gpu.sh dry OUT` runs the GPU session's steps on CPU at tiny sizes (so the
+    one GPU call cannot rot): the spec log with every check passed, one history JSON, the
+    summary with each step's section, and plots; at most 7 files of at most 16 MiB, none in
+    a folder (docs/benchmarks.md); all in at most 3 minutes."""
+    import time
+
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    r = subprocess.run(["bash", os.path.join(ROOT, "perf", "run_gpu.sh"), "dry", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600,
+                       env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+                                + os.environ["PATH"]))
+    seconds = time.perf_counter() - start
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert all(p.parent == out for p in files) and len(files) <= 7, files
+    assert all(p.stat().st_size <= 16 << 20 for p in files), files
+    names = [p.name for p in files]
+    spec_log = (out / "spec-cuda.txt").read_text().splitlines()[0]
+    assert " 0 failed" in spec_log and not spec_log.split(": ")[1].startswith("0 passed"), spec_log
+    assert sum(n.endswith(".json") for n in names) == 1 and any(n.endswith(".png") for n in names)
+    summary = (out / "summary.md").read_text()
+    for section in ("## 1. The spec", "## 2-3. Ceilings and the headline points", "## 4. Lab",
+                    "seed claims", "tokens/s"):
+        assert section in summary, (section, summary)
+    assert seconds <= 180, f"the dry session took {seconds:.0f} s"
