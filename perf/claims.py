@@ -226,16 +226,7 @@ def quadratic_report(results: list[dict]) -> list[str]:
         pts = [r for r in quad if r["dtype"] == dtype and r["D"] == d]
         lines.append(f"  {dtype} d={d}: time grows as " + _exponents(pts))
         for base in ("reference", "sdpa_causal"):
-            faster = {r["T"]: None for r in pts if r["impl"] == "triton"}
-            for T in faster:
-                a, b = _time(pts, impl="triton", T=T), _time(pts, impl=base, T=T)
-                faster[T] = None if b is None else a < b
-            known = sorted(T for T, f in faster.items() if f is not None)
-            cross = next((T for i, T in enumerate(known)
-                          if all(faster[u] for u in known[i:])), None)
-            lines.append(f"    crossover vs {base}: " + (
-                f"triton faster from T={cross} on (measured up to T={known[-1]})" if cross
-                else ("not reached" if known else "not measured")))
+            lines.append(f"    crossover vs {base}: " + _crossover(pts, base))
         mem = sorted((r["T"], r["peak_mem_bytes"]) for r in pts
                      if r["impl"] == "triton" and r.get("peak_mem_bytes"))
         if len(mem) >= 3:
@@ -243,10 +234,24 @@ def quadratic_report(results: list[dict]) -> list[str]:
     return lines
 
 
+def _crossover(pts: list[dict], base: str) -> str:
+    """The T from which the triton points are faster than ``base`` at every measured T."""
+    faster = {r["T"]: None for r in pts if r["impl"] == "triton"}
+    for T in faster:
+        a, b = _time(pts, impl="triton", T=T), _time(pts, impl=base, T=T)
+        faster[T] = None if b is None else a < b
+    known = sorted(T for T, f in faster.items() if f is not None)
+    cross = next((T for i, T in enumerate(known) if all(faster[u] for u in known[i:])), None)
+    if cross:
+        return f"triton faster from T={cross} on (measured up to T={known[-1]})"
+    return "not reached" if known else "not measured"
+
+
 def linear_report(results: list[dict]) -> list[str]:
-    """Linear attention: each form's scaling exponent in T (as for quadratic attention), and
-    at each T of the run the chunked form's time against causal SDPA and against quadratic
-    attention's chunked linear form at the same B, H, d."""
+    """Linear attention: each form's scaling exponent in T (as for quadratic attention); at
+    each T of the run the chunked form's time against causal SDPA and against quadratic
+    attention's chunked linear form at the same B, H, d; the Triton kernel's TFLOP/s as % of
+    the matmul ceiling measured in the same run, and the T from which it beats causal SDPA."""
     lin = [r for r in results if r["entry"] == "linear_attention" and r["mode"] == "fwd"]
     if not lin:
         return []
@@ -262,6 +267,12 @@ def linear_report(results: list[dict]) -> list[str]:
                 ("sdpa_causal", _time(pts, impl="sdpa_causal", T=T)),
                 ("quadratic chunked", _time(quad, impl="chunked", T=T))) if b and a]
             lines.append(f"    T={T}: " + (", ".join(ratios) or "no baseline measured"))
+        pct = sorted((r["T"], r["pct_matmul_ceiling"]) for r in pts
+                     if r["impl"] == "triton" and r.get("pct_matmul_ceiling") is not None)
+        if pct:
+            lines.append("    triton: " + ", ".join(f"T={T} {p:.0f}%" for T, p in pct)
+                         + " of the matmul ceiling")
+            lines.append("    crossover vs sdpa_causal: " + _crossover(pts, "sdpa_causal"))
     return lines
 
 

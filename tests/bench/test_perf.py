@@ -167,6 +167,28 @@ def test_quadratic_attention_points_and_report():
     assert "triton peak memory ~T^1.00" in text
 
 
+def test_linear_attention_report():
+    """Linear attention's report: scaling exponents, the chunked form against causal SDPA per
+    T, and the Triton kernel's % of the matmul ceiling and its crossover T against causal
+    SDPA, on synthetic timings."""
+    def r(impl, T, t, pct=None):
+        return {"entry": "linear_attention", "mode": "fwd", "dtype": "bf16", "D": 64,
+                "impl": impl, "T": T, "median_s": t, "pct_matmul_ceiling": pct}
+
+    Ts = [2**k for k in range(10, 15)]
+    results = ([r("triton", T, 1e-6 * T, pct=T / 1000) for T in Ts]
+               + [r("chunked", T, 2e-6 * T) for T in Ts]
+               + [r("sdpa_causal", T, 2e-9 * T * T) for T in Ts])
+    text = "\n".join(claims.linear_report(results))
+    assert "triton T^1.00" in text and "sdpa_causal T^2.00" in text, text
+    assert "T=1024: sdpa_causal / chunked 1.02x" in text, text
+    assert "triton: T=1024 1%, T=2048 2%" in text and "of the matmul ceiling" in text, text
+    assert "crossover vs sdpa_causal: triton faster from T=1024 on (measured up to " \
+           "T=16384)" in text, text
+    slow = [dict(x, median_s=1.0) if x["impl"] == "triton" else x for x in results]
+    assert "crossover vs sdpa_causal: not reached" in "\n".join(claims.linear_report(slow))
+
+
 def test_per_token_ffn_and_norm_points_and_reports():
     """The per-token FFN sweep (T 16..512 at D = 512, D 256..2048, batch 64..4096; ff = 4D)
     reports TFLOP/s as % of the matmul ceiling against the 60% target; the norms report % of
