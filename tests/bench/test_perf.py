@@ -329,6 +329,34 @@ def test_the_gpu_session_without_cuda_is_one_line_and_exit_2(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1 and "no CUDA device" in r.stderr, r.stderr
 
 
+def test_the_cpu_sweep_its_history_plots_and_claims_run_end_to_end(tmp_path):
+    """The perf sweep's code path at CPU sizes: `mixology bench --sizes cpu` measures every
+    point and saves the run into a history folder, `mixology history` reads it back and
+    draws its plots, perf/claims.py reports on it. It runs beside the other tests, on one
+    core: its timings are the code path's, not figures (the committed history comes from
+    `tox -e perf` and GPU runs)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # the other core is the other worker's
+
+    def run(*args):
+        r = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=900)
+        assert r.returncode == 0, (args, r.stdout[-3000:] + r.stderr[-3000:])
+        return r.stdout
+
+    storage, plots = tmp_path / "history", tmp_path / "plots"
+    run("-m", "mixology", "bench", "--device", "cpu", "--sizes", "cpu", "--storage",
+        str(storage), "--", "-q")
+    (saved,) = storage.rglob("*.json")
+    measured = {(b["extra_info"]["entry"], b["extra_info"]["impl"], b["extra_info"]["mode"],
+                 b["extra_info"]["T"], b["extra_info"]["D"])
+                for b in json.loads(saved.read_text())["benchmarks"]}
+    assert measured == {(p.entry, p.impl, p.mode, p.T, p.D) for p in sweep.sweep("cpu", "cpu")}
+    run("-m", "mixology", "history", "--no-gate", "--storage", str(storage), "--plots",
+        str(plots))
+    assert any(plots.rglob("*.png"))
+    assert "seed claims" in run(os.path.join("perf", "claims.py"), "--storage", str(storage))
+
+
 def test_the_gpu_session_dry_brings_back_its_files(tmp_path):
     """`bash perf/run_gpu.sh dry OUT` runs the GPU session's steps on CPU at tiny sizes (so the
     one GPU call cannot rot): the spec log with every check passed, one history JSON, the
