@@ -102,21 +102,24 @@ class TransformerBlock(nn.Module):
     """A MetaFormer-style block on ``x: (B, T, d_model)``: a token-mixing branch (any mixer the
     ``transformer_block`` op knows) and an FFN branch, wired ``residual`` = pre / post /
     sandwich with ``norm`` = layer / rms / none and ``activation`` = relu / gelu / swish /
-    swiglu / bilinear / none (attention-only), ``positional`` = none / rope / alibi. ``impl``
+    swiglu / bilinear / none (attention-only), ``positional`` = none / rope / alibi,
+    ``feature_map`` = none / elu / relu (linear attention's φ on q and k). ``impl``
     names a registered implementation of ``transformer_block`` or is a callable with its
     signature."""
 
     def __init__(self, d_model: int, num_heads: int, ff: int, *,
                  mixer: str = "softmax_attention", causal: bool = False,
                  residual: str = "pre", norm: str = "layer", activation: str = "gelu",
-                 eps: float = 1e-5, positional: str = "none", impl: str | Callable = "reference",
+                 eps: float = 1e-5, positional: str = "none", feature_map: str = "none",
+                 impl: str | Callable = "reference",
                  device=None, dtype=None):
         super().__init__()
 
         for name, v in (("d_model", d_model), ("num_heads", num_heads), ("ff", ff)):
             check_positive_int(v, name)
         self.config = dict(num_heads=num_heads, mixer=mixer, causal=causal, residual=residual,
-                           norm=norm, activation=activation, eps=eps, positional=positional)
+                           norm=norm, activation=activation, eps=eps, positional=positional,
+                           feature_map=feature_map)
         self.impl, self._fn = impl, _block_fn("transformer_block", impl)
         self.params = _init_params(
             transformer_shapes(d_model, ff, mixer, residual, norm, activation), device, dtype)
@@ -124,7 +127,8 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
         return self._fn(x, dict(self.params), c["num_heads"], c["mixer"], c["causal"],
-                        c["residual"], c["norm"], c["activation"], c["eps"], c["positional"])
+                        c["residual"], c["norm"], c["activation"], c["eps"], c["positional"],
+                        c["feature_map"])
 
 
 class RankMixerBlock(nn.Module):

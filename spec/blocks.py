@@ -1,6 +1,6 @@
 """Properties of whole blocks: ``rankmixer_block(x, params, num_heads, activation, eps)`` and
 ``transformer_block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
-positional)``.
+positional, feature_map)``.
 
 Beyond agreeing with the reference composition, a block must have the parameters its
 formula says (and train every one), reduce to its residual path when its output projections
@@ -63,6 +63,7 @@ class BlockCase(TokensCase):
     activation: str = "gelu"
     positional: str = "none"
     eps: float = optional(1e-5)  # every norm's eps
+    feature_map: str = "none"  # linear attention's φ on q and k
 
     def params(self, shapes: dict) -> dict:
         """Norm weights ~ 1 + N(0, 1/4), biases ~ N(0, 1/4), matrices ~ N(0, 1/fan_in) (fan_in
@@ -81,7 +82,7 @@ class BlockCase(TokensCase):
 
     def config(self) -> tuple:
         return (self.H, self.mixer, self.causal, self.residual, self.norm, self.activation,
-                self.eps, self.positional)
+                self.eps, self.positional, self.feature_map)
 
 
 def _min_head_dim(H: int) -> int:
@@ -107,6 +108,7 @@ BLOCK_ACTIVATIONS = ("relu", "gelu", "swish", "swiglu", "bilinear", "none")
 POSITIONAL_OF = {"softmax_attention": ("none", "rope", "alibi"),
                  "quadratic_attention": ("none", "rope"), "linear_attention": ("none", "rope"),
                  "token_mix": ("none",)}
+FEATURE_MAPS = tuple(ref.FEATURE_MAPS)
 
 
 @st.composite
@@ -120,6 +122,7 @@ def _transformer_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min
     mixer, causal = draw(st.sampled_from(
         tuple(mc for mc in MIXER_CAUSAL if mc[1] or not causal_only)))
     positional = draw(st.sampled_from(POSITIONAL_OF[mixer]))
+    feature_map = draw(st.sampled_from(FEATURE_MAPS)) if mixer == "linear_attention" else "none"
     H = draw(st.integers(1, max_H))
     lo = _min_head_dim(H)
     head = draw(boundary(lo, max_head_dim) if big else st.integers(lo, max_head_dim))
@@ -135,7 +138,7 @@ def _transformer_cases(draw, *, kernel=True, dtypes=FLOATS, layouts=LAYOUTS, min
                      residual=draw(st.sampled_from(residuals)),
                      norm=draw(st.sampled_from(norms)),
                      activation=draw(st.sampled_from(activations)), positional=positional,
-                     eps=draw(st.sampled_from(EPSILONS)))
+                     eps=draw(st.sampled_from(EPSILONS)), feature_map=feature_map)
 
 
 def rankmixer_cases(*, kernel=True, **kw):
@@ -212,6 +215,12 @@ def bad_block_inputs(op: str):
                      ValueError, ("causal",)),
             BadInput("linear attention not causal", args(mixer="linear_attention"),
                      ValueError, ("causal",)),
+            BadInput("feature_map unknown", args(mixer="linear_attention", causal=True,
+                                                 positional="none", feature_map="cosine"),
+                     ValueError, ("feature_map",)),
+            BadInput("feature_map on softmax attention", args(positional="none",
+                                                              feature_map="elu"),
+                     ValueError, ("feature_map",)),
             BadInput("sandwich without its post norms", args(residual="sandwich"), ValueError,
                      ("norm1_post",)),
         ]
@@ -308,7 +317,8 @@ def _matches_reference(op, impl, case, upstream_layouts=None):
         errs = {n: max_abs_err(a, w) if a is not None else float("inf")
                 for n, a, w in zip(("y", *names), (y.detach(), *got), want, strict=True)}
         bad = {n: e for n, e in errs.items() if not e <= bound}
-        where = f"{case.activation}/{case.positional}: " if op == TB else ""
+        where = (f"{case.mixer}/{case.activation}/{case.positional}/{case.feature_map}: "
+                 if op == TB else "")
         assert not bad, (f"{where}upstream gradient {layout}: differs from the reference "
                          f"composition by more than {bound:.2e}: "
                          + ", ".join(f"{n} {e:.2e}" for n, e in bad.items()))
@@ -316,18 +326,23 @@ def _matches_reference(op, impl, case, upstream_layouts=None):
 
 @prop(TB, transformer_cases(dtypes=(torch.float64,), min_B=1, kernel=False), cost=2,
       covers={"activation": BLOCK_ACTIVATIONS, "mixer": ref.MIXERS, "causal": (False, True),
-              "positional": ref.POSITIONALS, "upstream": UPSTREAM_LAYOUTS})
+              "positional": ref.POSITIONALS, "feature_map": FEATURE_MAPS,
+              "upstream": UPSTREAM_LAYOUTS})
 def block_every_channel_mixer_and_position_encoding(impl, case):
     """Every channel mixer (relu, gelu, swish, swiglu, bilinear, and none: attention-only) with
     the drawn token mixer and position encoding, and every token mixer (softmax attention,
     causal or not; quadratic and linear attention; token mixing) with every position encoding it takes
-    (none, rope, alibi) and the drawn channel mixer, match the reference composition in
-    float64, forward and every gradient: each configuration is run in every example, not left
-    to the draw. The variants take the upstream gradient's layouts in turn."""
+    (none, rope, alibi), and linear attention with every feature map (with RoPE), with the
+    drawn channel mixer, match the reference composition in float64, forward and every
+    gradient: each configuration is run in every example, not left to the draw. The variants
+    take the upstream gradient's layouts in turn."""
     variants = [dataclasses.replace(case, activation=a) for a in BLOCK_ACTIVATIONS]
-    variants += [dataclasses.replace(case, mixer=m, causal=c, positional=p)
-                 for m, c in MIXER_CAUSAL for p in POSITIONAL_OF[m]
-                 if (m, c, p) != (case.mixer, case.causal, case.positional)]
+    drawn = (case.mixer, case.causal, case.positional, case.feature_map)
+    variants += [dataclasses.replace(case, mixer=m, causal=c, positional=p, feature_map="none")
+                 for m, c in MIXER_CAUSAL for p in POSITIONAL_OF[m] if (m, c, p, "none") != drawn]
+    variants += [dataclasses.replace(case, mixer="linear_attention", causal=True,
+                                     positional="rope", feature_map=f)
+                 for f in FEATURE_MAPS if f != "none"]
     for i, v in enumerate(variants):
         if v.positional == "rope" and (v.D // v.H) % 2:  # RoPE rotates pairs: an even head
             v = dataclasses.replace(v, D=v.D + v.H)
@@ -371,7 +386,8 @@ def parameter_count_and_every_parameter_gets_a_gradient(op, impl, case):
     if op == TB:
         model = TransformerBlock(case.D, case.H, case.F, mixer=case.mixer, causal=case.causal,
                                  residual=case.residual, norm=case.norm,
-                                 activation=case.activation, positional=case.positional, **kw)
+                                 activation=case.activation, positional=case.positional,
+                                 feature_map=case.feature_map, **kw)
         want, x = _count_formula(op, case), case.x()
     else:
         vocab = [2 + t for t in range(case.T)]
@@ -534,10 +550,11 @@ for _op in (RM, TB):
               upstream=lambda c: c.upstream(), inputs={"x": 0},
               options=({"activation": "relu", "eps": 1e-5} if _op == RM else
                        {"residual": "pre", "norm": "layer", "activation": "gelu",
-                        "positional": "none", "eps": 1e-5}),
+                        "positional": "none", "eps": 1e-5, "feature_map": "none"}),
               choices=({"activation": ("relu", "gelu", "silu")} if _op == RM else
                        {"mixer": ref.MIXERS, "residual": ref.RESIDUALS, "norm": ref.NORMS,
-                        "activation": BLOCK_ACTIVATIONS, "positional": ref.POSITIONALS}),
+                        "activation": BLOCK_ACTIVATIONS, "positional": ref.POSITIONALS,
+                        "feature_map": FEATURE_MAPS}),
               fixed={"params": "the block's parameter tensors, drawn by case.params",
                      "parts": "which implementation computes each part: an implementation's "
                               "own wiring, not an input"})

@@ -5,7 +5,8 @@
 
 Every block is ``mixology.TransformerBlock``: the registered ``transformer_block`` op (its
 ``impl``: reference | native | triton) with the config's mixer, norm, residual style,
-channel mixer and position encoding (rope and alibi live inside attention). The final norm and
+channel mixer and position encoding (rope and alibi live inside attention; linear attention
+with its feature map). The final norm and
 the sinusoidal encoding are the registered ops too; nothing here re-implements them.
 """
 
@@ -21,6 +22,7 @@ from torch import nn
 from mixology import registry
 from mixology.lab.data import IGNORE
 from mixology.nn import TransformerBlock
+from mixology.ops.blocks.reference import FEATURE_MAPS
 
 POSITIONALS = ("learned", "sinusoidal", "rope", "alibi", "none")
 OUTPUT_PARAMS = ("wo", "w2", "w_down", "w_out")  # each branch's output projection
@@ -37,6 +39,7 @@ class ModelConfig:
     mixer: str = "softmax_attention"  # | quadratic_attention | linear_attention (token_mix
     # is not causal)
     positional: str = "learned"  # learned | sinusoidal | rope | alibi | none
+    feature_map: str = "none"  # linear attention's φ on q and k: none | elu (elu + 1) | relu
     norm: str = "layer"  # layer | rms | none
     residual: str = "pre"  # pre | post | sandwich
     activation: str = "gelu"  # relu | gelu | swish | swiglu | bilinear | none (attention-only)
@@ -73,6 +76,12 @@ def check_config(c: ModelConfig) -> None:
             "would read the future. Use it in non-causal models (mixology.TokenMixer).")
     if c.positional not in POSITIONALS:
         raise ValueError(f"positional: expected one of {POSITIONALS}, got {c.positional!r}")
+    if c.feature_map not in FEATURE_MAPS:
+        raise ValueError(f"feature_map: expected one of {tuple(FEATURE_MAPS)}, got "
+                         f"{c.feature_map!r}")
+    if c.feature_map != "none" and c.mixer != "linear_attention":
+        raise ValueError(f"feature_map: {c.feature_map!r} maps linear attention's q and k; "
+                         f"mixer is {c.mixer!r} (use feature_map=none)")
     if c.output_init not in ("scaled", "zero"):
         raise ValueError(f"output_init: expected 'scaled' or 'zero', got {c.output_init!r}")
     for name in ("vocab_size", "context", "d_model", "n_layers", "n_heads", "ff_mult"):
@@ -89,7 +98,7 @@ def make_block(c: ModelConfig, layer: int, impl=None, **kw) -> TransformerBlock:
     return TransformerBlock(c.d_model, c.n_heads, c.ff_mult * c.d_model, mixer=c.mixer,
                             causal=True, residual=c.residual, norm=c.norm,
                             activation=c.activation, eps=c.eps, positional=inner,
-                            impl=impl or c.impl, **kw)
+                            feature_map=c.feature_map, impl=impl or c.impl, **kw)
 
 
 def unembedding(c: ModelConfig, tok_emb: nn.Embedding, **kw) -> nn.Parameter | None:

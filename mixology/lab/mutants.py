@@ -37,7 +37,7 @@ def causal_leak_in_one_layer():
         return TransformerBlock(c.d_model, c.n_heads, c.ff_mult * c.d_model, mixer=c.mixer,
                                 causal=layer != 0, residual=c.residual, norm=c.norm,
                                 activation=c.activation, eps=c.eps, positional=inner,
-                                impl=c.impl, **kw)
+                                feature_map=c.feature_map, impl=c.impl, **kw)
     return patched(model, make_block=make_block)
 
 

@@ -17,7 +17,13 @@ from dataclasses import MISSING, dataclass, fields
 
 from mixology.lab.model import POSITIONALS, ModelConfig, check_config
 from mixology.lab.train import TrainConfig
-from mixology.ops.blocks.reference import BLOCK_ACTIVATIONS, CAUSAL_MIXERS, NORMS, RESIDUALS
+from mixology.ops.blocks.reference import (
+    BLOCK_ACTIVATIONS,
+    CAUSAL_MIXERS,
+    FEATURE_MAPS,
+    NORMS,
+    RESIDUALS,
+)
 
 TOKENIZERS = ("char", "bpe")
 
@@ -26,6 +32,7 @@ TOKENIZERS = ("char", "bpe")
 CHOICES: dict[str, tuple] = {
     "mixer": ("softmax_attention", *CAUSAL_MIXERS),
     "positional": POSITIONALS,
+    "feature_map": tuple(FEATURE_MAPS),
     "norm": NORMS,
     "residual": RESIDUALS,
     "activation": BLOCK_ACTIVATIONS,
@@ -46,6 +53,7 @@ HELP = {
     "ff_mult": "the channel mixer's width, in multiples of d_model",
     "mixer": "the token mixer",
     "positional": "position encoding (rope and alibi act inside attention)",
+    "feature_map": "linear attention's φ on q and k: none, elu (elu + 1) or relu",
     "norm": "the blocks' norm: LayerNorm, RMSNorm or none",
     "residual": "Pre-LN, Post-LN or Sandwich",
     "activation": "the channel mixer (none: attention-only)",

@@ -46,7 +46,7 @@ def trace_block(block, x: torch.Tensor) -> dict:
 
     def mix(h):
         seen["mix"] = blocks.mix_branch(c, p, h, cfg["num_heads"], cfg["mixer"], cfg["causal"],
-                                        cfg["positional"])
+                                        cfg["positional"], cfg["feature_map"])
         return seen["mix"]
 
     def ffn(h):

@@ -33,6 +33,7 @@ def test_train_help_lists_every_setting_with_its_values(capsys):
     ("norm=batch", "--set: norm: unknown value 'batch'; known: layer, rms, none"),
     ("mixer=token_mix", "--set: mixer: 'token_mix' is not causal"),
     ("mixer=mamba", "known: softmax_attention, quadratic_attention, linear_attention"),
+    ("feature_map=elu", "feature_map: 'elu' maps linear attention's q and k"),
     ("steps=many", "--set: steps: expected int, got 'many'"),
     ("lr=true", "--set: lr: expected float, got True"),
     ("norm", "--set wants key=value, got 'norm'"),
@@ -56,6 +57,8 @@ def test_check_converts_ints_to_floats_and_takes_none_where_optional():
 
 MODEL_CHOICES = [(s.key, v) for s in settings.SETTINGS.values()
                  if s.config == "model" and s.values for v in s.values]
+# the settings a value needs beside it (a feature map maps linear attention's q and k)
+NEEDS = {"feature_map": {"mixer": "linear_attention"}}
 
 
 @pytest.mark.parametrize("key, value", MODEL_CHOICES)
@@ -63,7 +66,7 @@ def test_every_value_offered_builds_a_model_that_runs(key, value):
     if value == "triton":
         pytest.importorskip("triton")
     cfg = ModelConfig(**{"vocab_size": 11, "context": 8, "d_model": 8, "n_layers": 1,
-                         "n_heads": 2, "ff_mult": 1, key: value})
+                         "n_heads": 2, "ff_mult": 1, **NEEDS.get(key, {}), key: value})
     torch.manual_seed(0)
     logits, loss = CausalLM(cfg)(torch.randint(11, (2, 8)), torch.randint(11, (2, 8)))
     assert logits.shape == (2, 8, 11) and torch.isfinite(loss)

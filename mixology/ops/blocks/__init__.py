@@ -18,7 +18,8 @@ register_op("transformer_block",
             "(x: (B, T, D), params: dict, num_heads, mixer: softmax_attention|"
             "quadratic_attention|linear_attention|token_mix, causal, residual: pre|post|sandwich, "
             "norm: layer|rms|none, activation: relu|gelu|swish|swiglu|bilinear|none, eps, "
-            "positional: none|rope|alibi) -> (B, T, D)",
+            "positional: none|rope|alibi, feature_map: none|elu|relu (linear_attention)) -> "
+            "(B, T, D)",
             "MetaFormer block: token-mixing and channel-mixing branches with residuals "
             "(activation none: attention-only)")
 for _op in ("rankmixer_block", "transformer_block"):

@@ -18,19 +18,19 @@ TB, RM = "transformer_block", "rankmixer_block"
 
 # --- transformer block ---------------------------------------------------------------------
 
-def _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, *,
-           wiring=None, parts=None, check=True, positional="none"):
+def _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+           positional="none", feature_map="none", *, wiring=None, parts=None, check=True):
     """The reference block; ``wiring`` replaces the residual style's wiring (reference.WIRING),
     ``parts`` overrides components; unchecked, an unknown residual style runs Sandwich."""
     if check:
         ref.check_transformer_input(x, params, num_heads, mixer, causal, residual, norm,
-                                    activation, eps, positional)
+                                    activation, eps, positional, feature_map)
     c = ref.components() | (parts or {})
     p = params
     n = {k: ref.norm_fn(c, norm, p, k, eps) for k in ref.NORM_NAMES}
 
     def mix(h):
-        return ref.mix_branch(c, p, h, num_heads, mixer, causal, positional)
+        return ref.mix_branch(c, p, h, num_heads, mixer, causal, positional, feature_map)
 
     def ffn(h):
         return ref.ffn_branch(c, p, h, activation)
@@ -43,32 +43,34 @@ _pre = ref.WIRING["pre"]
 
 
 @mutant(TB)
-def block_post_ln_wired_as_pre_ln(x, params, num_heads, mixer="softmax_attention",
-                                  causal=False, residual="pre", norm="layer", activation="gelu",
-                                  eps=1e-5, positional="none"):
+def block_post_ln_wired_as_pre_ln(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """residual='post' runs the Pre-LN wiring (norms inside the branches)."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
-                  wiring=_pre if residual == "post" else None)
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, feature_map, wiring=_pre if residual == "post" else None)
 
 
 @mutant(TB)
-def block_sandwich_without_output_norms(x, params, num_heads, mixer="softmax_attention",
-                                        causal=False, residual="pre", norm="layer",
-                                        activation="gelu", eps=1e-5, positional="none"):
+def block_sandwich_without_output_norms(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """residual='sandwich' forgets the norms on the branch outputs (it runs Pre-LN)."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
-                  wiring=_pre if residual == "sandwich" else None)
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, feature_map, wiring=_pre if residual == "sandwich" else None)
 
 
 @mutant(TB)
-def block_ffn_residual_missing(x, params, num_heads, mixer="softmax_attention", causal=False,
-                               residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
+def block_ffn_residual_missing(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """The FFN branch replaces the stream instead of adding to it (Pre-LN)."""
     def wiring(x, mix, ffn, n):
         x = x + mix(n["norm1"](x))
         return ffn(n["norm2"](x))
 
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, feature_map,
                   wiring=wiring if residual == "pre" and activation != "none" else None)
 
 
@@ -77,11 +79,12 @@ def _non_causal_softmax(q, k, v, causal, alibi):
 
 
 @mutant(TB)
-def block_causal_flag_dropped(x, params, num_heads, mixer="softmax_attention", causal=False,
-                              residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
+def block_causal_flag_dropped(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """The block forgets to pass causal=True to softmax attention."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
-                  parts={"softmax_attention": _non_causal_softmax})
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, feature_map, parts={"softmax_attention": _non_causal_softmax})
 
 
 def _rms_over_tokens(h, weight, eps):
@@ -90,16 +93,18 @@ def _rms_over_tokens(h, weight, eps):
 
 
 @mutant(TB)
-def block_norm_over_tokens(x, params, num_heads, mixer="softmax_attention", causal=False,
-                           residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
+def block_norm_over_tokens(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """RMSNorm reduces over the token axis (dim=1 for dim=-1): leaks the future into the past."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
-                  parts={"rms_norm": _rms_over_tokens})
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, feature_map, parts={"rms_norm": _rms_over_tokens})
 
 
 @mutant(TB)
-def block_heads_split_by_view(x, params, num_heads, mixer="softmax_attention", causal=False,
-                              residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
+def block_heads_split_by_view(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """Splits q, k, v into heads with .view(B, H, T, d) on (B, T, D) memory (no transpose)."""
     def attention(q, k, v, *flags):
         B, H, T, d = q.shape
@@ -108,59 +113,66 @@ def block_heads_split_by_view(x, params, num_heads, mixer="softmax_attention", c
         o = real(q, k, v, *flags)
         return o.reshape(B, T, H, d).transpose(1, 2)  # undone the same wrong way
 
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, feature_map,
                   parts={"softmax_attention": attention, "quadratic_attention": attention})
 
 
 @mutant(TB)
-def block_linear_attention_without_decay(x, params, num_heads, mixer="softmax_attention",
-                                         causal=False, residual="pre", norm="layer",
-                                         activation="gelu", eps=1e-5, positional="none"):
+def block_linear_attention_without_decay(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """Linear attention's decays dropped (g = None): every head keeps every past token."""
     def linear_attention(q, k, v, g=None, *rest):
         return ref.components()["linear_attention"](q, k, v, None, *rest)
 
     return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
-                  positional=positional, parts={"linear_attention": linear_attention})
+                  positional, feature_map, parts={"linear_attention": linear_attention})
 
 
 @mutant(TB)
-def block_output_bias_ignored(x, params, num_heads, mixer="softmax_attention", causal=False,
-                              residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
+def block_output_bias_ignored(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """The mixing branch's output projection drops b_o."""
     p = dict(params)
     if isinstance(p.get("bo"), torch.Tensor):
         p["bo"] = torch.zeros_like(p["bo"]).detach()
     ref.check_transformer_input(x, params, num_heads, mixer, causal, residual, norm,
-                                activation, eps, positional)
-    return _block(x, p, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional)
+                                activation, eps, positional, feature_map)
+    return _block(x, p, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, feature_map)
 
 
 @mutant(TB)
-def block_detached_norm_weight(x, params, num_heads, mixer="softmax_attention", causal=False,
-                               residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
+def block_detached_norm_weight(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """norm1's weight enters detached: it is used but never trained."""
     p = dict(params)
     if isinstance(p.get("norm1_weight"), torch.Tensor):
         p["norm1_weight"] = p["norm1_weight"].detach()
-    return _block(x, p, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional)
+    return _block(x, p, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, feature_map)
 
 
 @mutant(TB)
-def block_squeezes_singletons(x, params, num_heads, mixer="softmax_attention", causal=False,
-                              residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
+def block_squeezes_singletons(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """Calls .squeeze() on the output: the wrong shape when B or T is 1."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation,
-                  eps, positional=positional).squeeze()
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, feature_map).squeeze()
 
 
 @mutant(TB)
-def block_unchecked(x, params, num_heads, mixer="softmax_attention", causal=False,
-                    residual="pre", norm="layer", activation="gelu", eps=1e-5, positional="none"):
+def block_unchecked(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """No checks of the configuration: an unknown residual style runs Sandwich, bad params
     fail inside a component."""
-    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps, positional=positional,
-                  check=False)
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, feature_map, check=False)
 
 
 def _real(op):
@@ -168,37 +180,53 @@ def _real(op):
 
 
 @mutant(TB)
-def block_rope_pairs_interleaved(x, params, num_heads, mixer="softmax_attention", causal=False,
-                                 residual="pre", norm="layer", activation="gelu", eps=1e-5,
-                                 positional="none"):
+def block_rope_pairs_interleaved(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """positional='rope' rotates interleaved pairs (2i, 2i+1) where the block's convention is
     rotate-half (i, i + d/2): a checkpoint-convention mix-up."""
     return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
-                  positional=positional, parts={"rope": lambda h, inter: _real("rope")(h, True)})
+                  positional, feature_map, parts={"rope": lambda h, inter: _real("rope")(h, True)})
 
 
 @mutant(TB)
-def block_alibi_dropped(x, params, num_heads, mixer="softmax_attention", causal=False,
-                        residual="pre", norm="layer", activation="gelu", eps=1e-5,
-                        positional="none"):
+def block_feature_map_after_rope(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
+    """Linear attention's feature map is applied after RoPE rotates q and k: φ(R_t q)·φ(R_s k)
+    then depends on the positions t and s themselves, not only on their distance."""
+    if positional != "rope" or feature_map == "none":
+        return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                      positional, feature_map)
+    ref.check_transformer_input(x, params, num_heads, mixer, causal, residual, norm,
+                                activation, eps, positional, feature_map)
+    phi = ref.FEATURE_MAPS[feature_map]
+    return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
+                  positional, "none", parts={"rope": lambda h, inter: phi(_real("rope")(h, inter))})
+
+
+@mutant(TB)
+def block_alibi_dropped(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """positional='alibi' is accepted but never reaches softmax attention."""
     def attention(q, k, v, causal, alibi):
         return _real("softmax_attention")(q, k, v, causal, False)
 
     return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
-                  positional=positional, parts={"softmax_attention": attention})
+                  positional, feature_map, parts={"softmax_attention": attention})
 
 
 @mutant(TB)
-def block_bilinear_squares_one_projection(x, params, num_heads, mixer="softmax_attention",
-                                          causal=False, residual="pre", norm="layer",
-                                          activation="gelu", eps=1e-5, positional="none"):
+def block_bilinear_squares_one_projection(
+        x, params, num_heads, mixer="softmax_attention", causal=False, residual="pre",
+        norm="layer", activation="gelu", eps=1e-5, positional="none", feature_map="none"):
     """The bilinear FFN uses W1 for both factors, (x W1)² W_out: W2 is never read."""
     def bilinear(h, w1, w2, w_out):
         return _real("bilinear")(h, w1, w1, w_out)
 
     return _block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
-                  positional=positional, parts={"bilinear": bilinear})
+                  positional, feature_map, parts={"bilinear": bilinear})
 
 
 # --- RankMixer block -----------------------------------------------------------------------

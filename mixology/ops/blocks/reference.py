@@ -4,10 +4,10 @@ transformer block.
 - ``rankmixer_block(x, params, num_heads, activation, eps)`` (arXiv 2507.15551, Post-LN):
   S = LayerNorm(x + token_mix(x)) (the ``token_mixer`` op), then LayerNorm(S + PFFN(S)).
 - ``transformer_block(x, params, num_heads, mixer, causal, residual, norm, activation, eps,
-  positional)``: a token-mixing branch (softmax, quadratic or linear attention, or token
-  mixing; linear attention with RetNet's fixed decays per head) and a channel-mixing branch (FFN,
-  SwiGLU or bilinear; ``activation="none"``: no channel mixing, an attention-only block), each
-  with a residual, wired Pre-LN, Post-LN or Sandwich:
+  positional, feature_map)``: a token-mixing branch (softmax, quadratic or linear attention,
+  or token mixing; linear attention with RetNet's fixed decays per head) and a
+  channel-mixing branch (FFN, SwiGLU or bilinear; ``activation="none"``: no channel mixing,
+  an attention-only block), each with a residual, wired Pre-LN, Post-LN or Sandwich:
 
       pre:       x = x + mix(N1(x));           x = x + ffn(N2(x))
       post:      x = N1(x + mix(x));           x = N2(x + ffn(x))
@@ -15,7 +15,10 @@ transformer block.
 
   mix(h) = (mixer of h's heads) W_o + b_o; attention mixers project q, k, v first (with biases).
   ``positional``: "none", "rope" (the ``rope`` op on q and k, rotate-half pairs) or "alibi"
-  (softmax attention's ALiBi bias).
+  (softmax attention's ALiBi bias). ``feature_map`` (linear attention only): φ applied to q
+  and k before the mixer (and before RoPE, so that the rotated φ(q)·φ(k) still depends on
+  positions only through their distance): "none" (φ(x) = x), "elu" (φ(x) = elu(x) + 1,
+  positive, Katharopoulos et al. 2020; fla's "elu") or "relu".
 
 Each implementation is the same composition over other kernels: a ``components`` mapping
 from op name to callable. Here every component is its op's einops reference.
@@ -41,6 +44,8 @@ RESIDUALS = ("pre", "post", "sandwich")
 NORMS = ("layer", "rms", "none")
 BLOCK_ACTIVATIONS = ("relu", "gelu", "swish", "swiglu", "bilinear", "none")
 POSITIONALS = ("none", "rope", "alibi")
+FEATURE_MAPS = {"none": lambda t: t, "elu": lambda t: torch.nn.functional.elu(t) + 1,
+                "relu": torch.relu}
 
 
 def components(**impl_of_op: str) -> dict:
@@ -108,7 +113,7 @@ def transformer_shapes(D: int, F: int, mixer: str, residual: str, norm: str,
 
 
 def check_transformer_input(x, params, num_heads, mixer, causal, residual, norm, activation,
-                            eps, positional="none"):
+                            eps, positional="none", feature_map="none"):
     _, _, D, d = check_mix_input(x, num_heads)
     check_choice(mixer, "mixer", MIXERS)
     check_flag(causal, "causal")
@@ -127,6 +132,10 @@ def check_transformer_input(x, params, num_heads, mixer, causal, residual, norm,
         raise ValueError("positional='rope' needs an attention mixer (it rotates q and k)")
     if positional == "rope" and d % 2:
         raise ValueError(f"positional='rope' needs an even head size, got D / num_heads = {d}")
+    check_choice(feature_map, "feature_map", tuple(FEATURE_MAPS))
+    if feature_map != "none" and mixer != "linear_attention":
+        raise ValueError(f"feature_map={feature_map!r} needs mixer='linear_attention' (it maps "
+                         "q and k of linear attention)")
     check_eps(eps)
     F = _ffn_width(params, "w_gate" if activation == "swiglu" else "w1", 2)
     check_params(x, params, transformer_shapes(D, F, mixer, residual, norm, activation))
@@ -147,13 +156,15 @@ def norm_fn(c, norm, p, name, eps):
     return lambda h: h
 
 
-def mix_branch(c, p, h, num_heads, mixer, causal, positional="none"):
+def mix_branch(c, p, h, num_heads, mixer, causal, positional="none", feature_map="none"):
     """(mixer of h) W_o + b_o; attention mixers see h projected to q, k, v in heads (q and k
-    rotated by RoPE when asked)."""
+    mapped by the feature map, then rotated by RoPE, when asked)."""
     if mixer == "token_mix":
         return _linear(c["token_mix"](h, num_heads), p["wo"], p["bo"])
     q, k, v = (rearrange(_linear(h, p[f"w{n}"], p[f"b{n}"]), "b t (h d) -> b h t d",
                          h=num_heads) for n in "qkv")
+    phi = FEATURE_MAPS[feature_map]
+    q, k = phi(q), phi(k)
     if positional == "rope":
         q, k = c["rope"](q, False), c["rope"](k, False)
     if mixer == "softmax_attention":
@@ -206,14 +217,14 @@ NORM_NAMES = ("norm1", "norm2", "norm1_post", "norm2_post")
 
 def transformer_block(x, params, num_heads, mixer="softmax_attention", causal=False,
                       residual="pre", norm="layer", activation="gelu", eps=1e-5,
-                      positional="none", *, parts=None):
+                      positional="none", feature_map="none", *, parts=None):
     check_transformer_input(x, params, num_heads, mixer, causal, residual, norm, activation,
-                            eps, positional)
+                            eps, positional, feature_map)
     c, p = parts or REFERENCE.parts, params
     n = {name: norm_fn(c, norm, p, name, eps) for name in NORM_NAMES}
 
     def mix(h):
-        return mix_branch(c, p, h, num_heads, mixer, causal, positional)
+        return mix_branch(c, p, h, num_heads, mixer, causal, positional, feature_map)
 
     def ffn(h):
         return ffn_branch(c, p, h, activation)
@@ -239,9 +250,9 @@ class Composition:
 
     def transformer_block(self, x, params, num_heads, mixer="softmax_attention", causal=False,
                           residual="pre", norm="layer", activation="gelu", eps=1e-5,
-                          positional="none"):
+                          positional="none", feature_map="none"):
         return transformer_block(x, params, num_heads, mixer, causal, residual, norm,
-                                 activation, eps, positional, parts=self.parts)
+                                 activation, eps, positional, feature_map, parts=self.parts)
 
 
 REFERENCE = Composition()
