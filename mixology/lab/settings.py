@@ -129,6 +129,8 @@ def check(key: str, value):
         raise ValueError(f"{key}: unknown setting; known: {', '.join(SETTINGS)}")
     if value is None and s.optional:
         return value
+    if value is None and s.values and "none" in s.values:
+        value = "none"  # the choice "none" (norm=none), which --set and --grid read as None
     if s.type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, s.type) or (s.type is int and isinstance(value, bool)):

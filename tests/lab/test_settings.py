@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mixology.cli import main
+from mixology.cli.common import parse_value
 from mixology.lab import settings
 from mixology.lab.model import CausalLM, ModelConfig
 from mixology.lab.train import TrainConfig
@@ -53,6 +54,15 @@ def test_check_converts_ints_to_floats_and_takes_none_where_optional():
     with pytest.raises(ValueError, match="n_layers: expected int, got True"):
         settings.check("n_layers", True)
     assert settings.split({"norm": "rms", "lr": 3e-4}) == ({"norm": "rms"}, {"lr": 3e-4})
+
+
+@pytest.mark.parametrize("key", [s.key for s in settings.SETTINGS.values()
+                                 if s.values and "none" in s.values])
+def test_a_none_choice_set_on_the_command_line_is_that_choice(key):
+    """`--set norm=none` reads the value as None (as for an optional setting); where "none"
+    is one of the setting's choices, it is that choice."""
+    assert parse_value("none") is None
+    assert settings.check(key, parse_value("none")) == "none"
 
 
 MODEL_CHOICES = [(s.key, v) for s in settings.SETTINGS.values()
