@@ -12,6 +12,7 @@ Misuse is one line on stderr and exit 2, for every command alike: a command rais
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -44,3 +45,8 @@ def main(argv=None) -> int:
         lines = str(e).strip().splitlines() or [type(e).__name__]
         print(f"mixology {args.command}: error: {lines[0]}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader left (`mixology list | head`): stop quietly, as a filter should; point
+        # stdout at devnull so that the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the pipe

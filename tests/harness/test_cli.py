@@ -24,6 +24,18 @@ def test_list_shows_ops_implementations_properties_and_mutants():
         assert word in out
 
 
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.Popen([sys.executable, "-m", "mixology", "list", "--device", "cpu"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    # `mixology list | head -1`: read one line, close the pipe; the list (~100 kB) outgrows
+    # the pipe's buffer, so the writer meets the closed pipe
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=600) == 141 and err == "", err
+
+
 def test_list_one_op_shows_kinds_and_an_unknown_op_is_one_line_exit_2():
     code, out = mixology("list", "--device", "cpu", "--op", "rms_norm")
     assert code == 0, out
