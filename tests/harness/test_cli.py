@@ -9,10 +9,13 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _env():
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
 def mixology(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, "-m", "mixology", *args], capture_output=True,
-                       text=True, cwd=ROOT, env=env, timeout=600)
+                       text=True, cwd=ROOT, env=_env(), timeout=600)
     return r.returncode, r.stdout + r.stderr
 
 
@@ -25,9 +28,8 @@ def test_list_shows_ops_implementations_properties_and_mutants():
 
 
 def test_a_reader_that_leaves_early_gets_no_traceback():
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     p = subprocess.Popen([sys.executable, "-m", "mixology", "list", "--device", "cpu"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=_env())
     # `mixology list | head -1`: read one line, close the pipe; the list (~100 kB) outgrows
     # the pipe's buffer, so the writer meets the closed pipe
     p.stdout.readline()
